@@ -1,0 +1,31 @@
+# ayf_project_target(<target>): settings for targets this project builds (tests, examples,
+# benchmarks, header checks) -- never for the exported INTERFACE targets, whose users pick
+# their own warnings. Adds -Wall -Wextra -Werror and, with AYF_SANITIZE, ASan + UBSan on
+# compile and link. Dependencies' headers come in as SYSTEM includes, so only ayf code warns.
+include_guard(GLOBAL)
+
+set(AYF_SANITIZE_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
+
+function(ayf_project_target target)
+  get_target_property(_type ${target} TYPE)
+  if(_type STREQUAL "INTERFACE_LIBRARY")
+    message(FATAL_ERROR "ayf_project_target(${target}): only for targets built here, not INTERFACE libraries")
+  endif()
+  if(MSVC)
+    target_compile_options(${target} PRIVATE /W4 /WX /permissive-)
+  else()
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  endif()
+  if(AYF_SANITIZE)
+    target_compile_options(${target} PRIVATE ${AYF_SANITIZE_FLAGS})
+    # GCC documents that sanitizer instrumentation makes -Wmaybe-uninitialized report false
+    # positives (GCC 12 flags std::regex inside Catch2); the sanitizers check this at run time.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+    endif()
+    # OBJECT libraries are not linked themselves; whoever links their objects adds the flags.
+    if(NOT _type STREQUAL "OBJECT_LIBRARY")
+      target_link_options(${target} PRIVATE ${AYF_SANITIZE_FLAGS})
+    endif()
+  endif()
+endfunction()
