@@ -1,0 +1,72 @@
+// ayf/backends/eigen/backend.hpp: the Eigen backend. Tensors are row-major Eigen matrices
+// (rows = samples); oneTBB parallelizes over the batch; gemm is Eigen's matrix product.
+#pragma once
+
+#include <Eigen/Core>
+#include <concepts>
+#include <cstddef>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "ayf/core/host_backend.hpp"
+
+namespace ayf {
+
+/// Splits [0, n) across oneTBB workers when n * work_per_item exceeds `min_parallel_work`
+/// elements; smaller work stays on the calling thread.
+struct tbb_executor {
+  std::size_t min_parallel_work = std::size_t{1} << 16;
+
+  template <class Fn>
+  void for_blocks(std::size_t n, std::size_t work_per_item, const Fn& fn) const {
+    if (n == 0) return;
+    const std::size_t work = n * (work_per_item == 0 ? 1 : work_per_item);
+    if (work < min_parallel_work || n < 2) {
+      fn(std::size_t{0}, n);
+      return;
+    }
+    const std::size_t grain = std::max<std::size_t>(1, min_parallel_work / std::max<std::size_t>(1, work_per_item));
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
+                      [&](const tbb::blocked_range<std::size_t>& r) { fn(r.begin(), r.end()); });
+  }
+};
+
+template <std::floating_point S>
+struct eigen_storage {
+  using scalar = S;
+  using tensor = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+  static tensor make(const shape& sh) {
+    return tensor::Zero(static_cast<Eigen::Index>(sh.rows), static_cast<Eigen::Index>(sh.cols));
+  }
+  static shape shape_of(const tensor& x) {
+    return {static_cast<std::size_t>(x.rows()), static_cast<std::size_t>(x.cols())};
+  }
+  static void resize(tensor& y, const shape& sh) {
+    y.resize(static_cast<Eigen::Index>(sh.rows), static_cast<Eigen::Index>(sh.cols));
+  }
+  static S* data(tensor& x) { return x.data(); }
+  static const S* data(const tensor& x) { return x.data(); }
+
+  /// C = alpha op(A) op(B) + beta C with Eigen's blocked product (C already has the result shape).
+  static void gemm(bool ta, bool tb, S alpha, const tensor& a, const tensor& b, S beta, tensor& c) {
+    if (beta == S(0)) {
+      c.setZero();
+    } else if (beta != S(1)) {
+      c *= beta;
+    }
+    if (!ta && !tb) c.noalias() += alpha * a * b;
+    else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
+    else if (!ta && tb) c.noalias() += alpha * a * b.transpose();
+    else c.noalias() += alpha * a.transpose() * b.transpose();
+  }
+};
+
+/// The Eigen backend in precision S (float or double).
+template <std::floating_point S>
+using eigen_backend = host_backend<eigen_storage<S>, tbb_executor>;
+
+static_assert(backend<eigen_backend<double>>);
+static_assert(backend<eigen_backend<float>>);
+
+}  // namespace ayf

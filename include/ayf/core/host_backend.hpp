@@ -1,0 +1,235 @@
+// ayf/core/host_backend.hpp: a backend (design.md §3) over any host storage with contiguous
+// row-major data. Eigen and xtensor plug in their tensor type and executor; the loops are shared.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ayf/core/backend.hpp"
+#include "ayf/core/error.hpp"
+#include "ayf/core/host_kernels.hpp"
+
+namespace ayf {
+
+/// Runs `fn(begin, end)` over [0, n) on the calling thread.
+struct serial_executor {
+  template <class Fn>
+  void for_blocks(std::size_t n, std::size_t /*work_per_item*/, const Fn& fn) const {
+    if (n > 0) fn(std::size_t{0}, n);
+  }
+};
+
+/// Storage requirements: scalar, tensor, make(shape), shape_of, resize, data (const and not).
+template <class Storage>
+concept host_storage = requires(typename Storage::tensor& y, const typename Storage::tensor& x,
+                                const shape& sh) {
+  typename Storage::scalar;
+  { Storage::make(sh) } -> std::same_as<typename Storage::tensor>;
+  { Storage::shape_of(x) } -> std::same_as<shape>;
+  Storage::resize(y, sh);
+  { Storage::data(y) } -> std::same_as<typename Storage::scalar*>;
+  { Storage::data(x) } -> std::same_as<const typename Storage::scalar*>;
+};
+
+template <host_storage Storage, class Executor = serial_executor>
+struct host_backend {
+  using scalar = typename Storage::scalar;
+  using tensor = typename Storage::tensor;
+  using storage = Storage;
+
+  /// Execution context: the Philox stream every draw takes from, and the executor.
+  struct context {
+    philox_stream rng{};
+    Executor executor{};
+    context() = default;
+    explicit context(std::uint64_t seed) : rng{seed, 0} {}
+  };
+
+  // ---- data movement -------------------------------------------------------------------------
+  static tensor make(context& /*ctx*/, const shape& sh) { return Storage::make(sh); }
+  static shape shape_of(const tensor& x) { return Storage::shape_of(x); }
+  static void resize(context& /*ctx*/, tensor& y, const shape& sh) {
+    const shape have = Storage::shape_of(y);
+    if (have.rows != sh.rows || have.cols != sh.cols) Storage::resize(y, sh);
+  }
+  static void copy(context& ctx, const tensor& x, tensor& y) {
+    resize(ctx, y, shape_of(x));
+    std::copy_n(Storage::data(x), shape_of(x).size(), Storage::data(y));
+  }
+  static void fill(context& /*ctx*/, tensor& y, scalar value) {
+    std::fill_n(Storage::data(y), shape_of(y).size(), value);
+  }
+  static std::vector<scalar> to_host(context& /*ctx*/, const tensor& x) {
+    const scalar* p = Storage::data(x);
+    return std::vector<scalar>(p, p + shape_of(x).size());
+  }
+  static tensor from_host(context& /*ctx*/, const std::vector<scalar>& values, const shape& sh) {
+    require(values.size() == sh.size(), "from_host", "values", detail::concat(sh.size(), " values for shape ", sh),
+            values.size());
+    tensor y = Storage::make(sh);
+    std::copy(values.begin(), values.end(), Storage::data(y));
+    return y;
+  }
+
+  // ---- elementwise ---------------------------------------------------------------------------
+  /// out[i,j] = f(in_1[i,j], ..., in_n[i,j]); every input has out's shape (out is resized to it).
+  template <class F, class... In>
+  static void transform(context& ctx, tensor& out, const F& f, const In&... in) {
+    static_assert(sizeof...(In) >= 1, "transform needs at least one input");
+    static_assert((std::is_same_v<In, tensor> && ...), "transform inputs must be tensors");
+    const shape sh = same_shape("transform", in...);
+    resize(ctx, out, sh);
+    scalar* o = Storage::data(out);
+    ctx.executor.for_blocks(sh.size(), 1, [&](std::size_t b, std::size_t e) {
+      host_kernels::transform(b, e, o, f, Storage::data(in)...);
+    });
+  }
+
+  /// y[i, :] = sum_k c_k[i] x_k[i, :]; arguments alternate coefficient, tensor. A coefficient is a
+  /// scalar or a per-sample [B, 1] tensor. y may alias any x_k.
+  template <class... Args>
+  static void scale_sum_rows(context& ctx, tensor& y, const Args&... args) {
+    static_assert(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0,
+                  "scale_sum_rows takes pairs (coefficient, tensor)");
+    constexpr std::size_t n = sizeof...(Args) / 2;
+    const auto refs = std::forward_as_tuple(args...);
+    const shape sh = shape_of(std::get<1>(refs));
+    std::array<host_kernels::row_coefficient<scalar>, n> c{};
+    std::array<const scalar*, n> x{};
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((c[K] = coefficient(std::get<2 * K>(refs), sh.rows),
+        x[K] = checked_data("scale_sum_rows", std::get<2 * K + 1>(refs), sh)),
+       ...);
+    }(std::make_index_sequence<n>{});
+    require_no_resized_alias("scale_sum_rows", y, sh, args...);
+    resize(ctx, y, sh);
+    scalar* out = Storage::data(y);
+    ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
+      host_kernels::scale_sum_rows(b, e, sh.cols, out, c, x);
+    });
+  }
+
+  // ---- reductions ----------------------------------------------------------------------------
+  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1].
+  template <class F, class... In>
+  static void reduce_rows(context& ctx, tensor& out, const F& f, const In&... in) {
+    const shape sh = same_shape("reduce_rows", in...);
+    require_no_resized_alias("reduce_rows", out, shape::vector(sh.rows), in...);
+    resize(ctx, out, shape::vector(sh.rows));
+    scalar* o = Storage::data(out);
+    ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
+      host_kernels::reduce_rows(b, e, sh.cols, o, f, Storage::data(in)...);
+    });
+  }
+
+  /// sum over all elements of f(in_1, ...), in a fixed chunked order (thread-count independent).
+  template <class F, class... In>
+  static scalar reduce_all(context& ctx, const F& f, const In&... in) {
+    const shape sh = same_shape("reduce_all", in...);
+    const std::size_t chunks = host_kernels::chunk_count(sh.size());
+    std::vector<double> partial(chunks, 0.0);
+    ctx.executor.for_blocks(chunks, host_kernels::reduce_chunk, [&](std::size_t b, std::size_t e) {
+      for (std::size_t k = b; k < e; ++k)
+        partial[k] = host_kernels::reduce_chunk_sum(k, sh.size(), f, Storage::data(in)...);
+    });
+    double total = 0;
+    for (double p : partial) total += p;
+    return static_cast<scalar>(total);
+  }
+
+  static scalar dot(context& ctx, const tensor& a, const tensor& b) {
+    return reduce_all(ctx, [](scalar u, scalar v) { return u * v; }, a, b);
+  }
+
+  /// {min, max} over all elements; raises on an empty tensor.
+  static std::pair<scalar, scalar> extrema(context& /*ctx*/, const tensor& x) {
+    const std::size_t n = shape_of(x).size();
+    require(n > 0, "extrema", "x", "a non-empty tensor", shape_of(x));
+    const auto [lo, hi] = std::minmax_element(Storage::data(x), Storage::data(x) + n);
+    return {*lo, *hi};
+  }
+
+  // ---- random numbers ------------------------------------------------------------------------
+  /// Standard normal Philox draws; takes shape_of(out).size() indices from ctx.rng.
+  static void randn(context& ctx, tensor& out) {
+    const std::size_t n = shape_of(out).size();
+    const std::uint64_t first = ctx.rng.take(n);
+    scalar* o = Storage::data(out);
+    ctx.executor.for_blocks(n, 16, [&](std::size_t b, std::size_t e) {
+      host_kernels::randn(b, e, o, ctx.rng.seed, first);
+    });
+  }
+  /// Uniform [0, 1) Philox draws.
+  static void rand_uniform(context& ctx, tensor& out) {
+    const std::size_t n = shape_of(out).size();
+    const std::uint64_t first = ctx.rng.take(n);
+    scalar* o = Storage::data(out);
+    ctx.executor.for_blocks(n, 16, [&](std::size_t b, std::size_t e) {
+      host_kernels::rand_uniform(b, e, o, ctx.rng.seed, first);
+    });
+  }
+
+  // ---- GEMM ----------------------------------------------------------------------------------
+  /// C = alpha op(A) op(B) + beta C. C must already have the result's shape when beta != 0.
+  static void gemm(context& ctx, transpose op_a, transpose op_b, scalar alpha, const tensor& a,
+                   const tensor& b, scalar beta, tensor& c) {
+    const shape sa = shape_of(a), sb = shape_of(b);
+    const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
+    const std::size_t m = ta ? sa.cols : sa.rows, k = ta ? sa.rows : sa.cols;
+    const std::size_t kb = tb ? sb.cols : sb.rows, n = tb ? sb.rows : sb.cols;
+    require(k == kb, "gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
+    if (beta != scalar(0)) require_shape("gemm", "C", shape(m, n), shape_of(c));
+    resize(ctx, c, shape(m, n));
+    if constexpr (requires { Storage::gemm(ta, tb, alpha, a, b, beta, c); }) {
+      Storage::gemm(ta, tb, alpha, a, b, beta, c);
+    } else {
+      host_kernels::gemm(m, n, k, ta, tb, alpha, Storage::data(a), sa.cols, Storage::data(b),
+                         sb.cols, beta, Storage::data(c));
+    }
+  }
+
+private:
+  /// An output that must be resized cannot also be an input: resizing would free the input's data.
+  template <class... Args>
+  static void require_no_resized_alias(const char* where, const tensor& out, const shape& sh,
+                                       const Args&... args) {
+    const shape have = shape_of(out);
+    if (have.rows == sh.rows && have.cols == sh.cols) return;
+    const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
+    if (aliased) {
+      std::ostringstream received;
+      received << "an input of shape " << have;
+      throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
+                           received.str());
+    }
+  }
+
+  template <class... In>
+  static shape same_shape([[maybe_unused]] const char* where, const tensor& first, const In&... rest) {
+    const shape sh = shape_of(first);
+    (require_shape(where, "input", sh, shape_of(rest)), ...);
+    return sh;
+  }
+  static const scalar* checked_data(const char* where, const tensor& x, const shape& sh) {
+    require_shape(where, "x", sh, shape_of(x));
+    return Storage::data(x);
+  }
+  template <class C>
+  static host_kernels::row_coefficient<scalar> coefficient(const C& c, std::size_t rows) {
+    if constexpr (std::is_arithmetic_v<C>) {
+      return {nullptr, static_cast<scalar>(c)};
+    } else {
+      static_assert(std::is_same_v<C, tensor>, "a coefficient is a scalar or a [B, 1] tensor");
+      require_vector("scale_sum_rows", "coefficient", rows, shape_of(c));
+      return {Storage::data(c), scalar(0)};
+    }
+  }
+};
+
+}  // namespace ayf

@@ -1,0 +1,118 @@
+// ayf/core/host_kernels.hpp: the element loops of the backend operations on host memory, shared by
+// every host backend so that they sum in one fixed order and agree bit for bit (design.md §5).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "ayf/core/philox.hpp"
+
+namespace ayf::host_kernels {
+
+/// Reductions sum fixed chunks of this many elements, then the chunk sums in order: the result
+/// does not depend on the number of threads.
+inline constexpr std::size_t reduce_chunk = 8192;
+
+/// A per-row coefficient of `scale_sum_rows`: a [B] array or one scalar for every row.
+template <class S>
+struct row_coefficient {
+  const S* values = nullptr;
+  S constant = S(0);
+  [[nodiscard]] S operator()(std::size_t row) const { return values ? values[row] : constant; }
+};
+
+/// out[k] = f(in_1[k], ...) for k in [begin, end).
+template <class S, class F, class... In>
+void transform(std::size_t begin, std::size_t end, S* out, const F& f, const In*... in) {
+  for (std::size_t k = begin; k < end; ++k) out[k] = static_cast<S>(f(in[k]...));
+}
+
+/// y[i, :] = sum_k c_k(i) x_k[i, :] for rows [row_begin, row_end); y may alias any x_k.
+template <class S, std::size_t N>
+void scale_sum_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* y,
+                    const std::array<row_coefficient<S>, N>& c, const std::array<const S*, N>& x) {
+  for (std::size_t i = row_begin; i < row_end; ++i) {
+    S ci[N];
+    for (std::size_t k = 0; k < N; ++k) ci[k] = c[k](i);
+    const std::size_t base = i * cols;
+    for (std::size_t j = 0; j < cols; ++j) {
+      S acc = ci[0] * x[0][base + j];
+      for (std::size_t k = 1; k < N; ++k) acc += ci[k] * x[k][base + j];
+      y[base + j] = acc;
+    }
+  }
+}
+
+/// out[i] = sum_j f(in_1[i, j], ...) accumulated in double, j in order.
+template <class S, class F, class... In>
+void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const F& f,
+                 const In*... in) {
+  for (std::size_t i = row_begin; i < row_end; ++i) {
+    double acc = 0;
+    const std::size_t base = i * cols;
+    for (std::size_t j = 0; j < cols; ++j) acc += static_cast<double>(f(in[base + j]...));
+    out[i] = static_cast<S>(acc);
+  }
+}
+
+/// Sum of f over chunk `chunk` of a flat array of n elements, accumulated in double.
+template <class F, class... In>
+double reduce_chunk_sum(std::size_t chunk, std::size_t n, const F& f, const In*... in) {
+  const std::size_t begin = chunk * reduce_chunk;
+  const std::size_t end = begin + reduce_chunk < n ? begin + reduce_chunk : n;
+  double acc = 0;
+  for (std::size_t k = begin; k < end; ++k) acc += static_cast<double>(f(in[k]...));
+  return acc;
+}
+
+[[nodiscard]] constexpr std::size_t chunk_count(std::size_t n) {
+  return (n + reduce_chunk - 1) / reduce_chunk;
+}
+
+/// Philox normal draws: out[k] = philox_normal(seed, first + k), one Philox block per pair.
+template <class S>
+void randn(std::size_t begin, std::size_t end, S* out, std::uint64_t seed, std::uint64_t first) {
+  std::size_t k = begin;
+  if (k < end && ((first + k) & 1)) {
+    out[k] = static_cast<S>(philox_normal(seed, first + k));
+    ++k;
+  }
+  for (; k + 1 < end; k += 2) {
+    double a = 0, b = 0;
+    philox_normal_pair(seed, (first + k) >> 1, a, b);
+    out[k] = static_cast<S>(a);
+    out[k + 1] = static_cast<S>(b);
+  }
+  if (k < end) out[k] = static_cast<S>(philox_normal(seed, first + k));
+}
+
+/// Philox uniform draws on [0, 1).
+template <class S>
+void rand_uniform(std::size_t begin, std::size_t end, S* out, std::uint64_t seed,
+                  std::uint64_t first) {
+  for (std::size_t k = begin; k < end; ++k) out[k] = uniform_as<S>(philox_uniform(seed, first + k));
+}
+
+/// C[m x n] = alpha op(A) op(B) + beta C, row-major, reference loops (accumulated in double).
+template <class S>
+void gemm(std::size_t m, std::size_t n, std::size_t k, bool trans_a, bool trans_b, S alpha,
+          const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      double acc = 0;
+      for (std::size_t p = 0; p < k; ++p) {
+        const S av = trans_a ? a[p * lda + i] : a[i * lda + p];
+        const S bv = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+        acc += static_cast<double>(av) * static_cast<double>(bv);
+      }
+      const S prior = beta == S(0) ? S(0) : beta * c[i * n + j];
+      c[i * n + j] = static_cast<S>(alpha * static_cast<S>(acc) + prior);
+    }
+  }
+}
+
+}  // namespace ayf::host_kernels
