@@ -1,0 +1,616 @@
+// tests/test_backend_ops.cpp: every backend operation of design.md §3 on the host backends,
+// against naive reference loops written here in double precision, plus the determinism of
+// reductions across thread counts and backends, and the argument errors.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <tbb/info.h>
+
+#include "ayf/backends/eigen/backend.hpp"
+#include "ayf/backends/xtensor/backend.hpp"
+#include "ayf/core/backend.hpp"
+#include "support/tolerance.hpp"
+
+namespace {
+
+using ayf::shape;
+using Catch::Contains;
+
+/// The backends under test; a templated test runs once per type.
+#define AYF_HOST_BACKENDS \
+  ayf::eigen_backend<double>, ayf::eigen_backend<float>, ayf::xtensor_backend<double>
+
+/// A tensor with entries uniform on [lo, hi), exactly representable in the backend's scalar, and
+/// the same entries in double for the reference loops. Drawn with std::mt19937_64, which the
+/// library does not use.
+template <class B>
+struct sample {
+  typename B::tensor tensor;
+  std::vector<double> values;
+};
+
+template <class B>
+sample<B> random_tensor(typename B::context& ctx, const shape& sh, std::uint64_t seed,
+                        double lo = -1.0, double hi = 1.0) {
+  using S = typename B::scalar;
+  std::mt19937_64 gen(seed);
+  std::vector<S> v(sh.size());
+  for (auto& x : v) x = static_cast<S>(lo + (hi - lo) * std::ldexp(static_cast<double>(gen() >> 11), -53));
+  return {B::from_host(ctx, v, sh), std::vector<double>(v.begin(), v.end())};
+}
+
+/// Entry (i, j) through the storage's own indexing (Eigen and xtensor both take (row, col)), so
+/// the checks do not depend on to_host.
+template <class Tensor>
+double at(const Tensor& t, std::size_t i, std::size_t j) {
+  if constexpr (requires { t.rows(); }) {
+    return static_cast<double>(t(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)));
+  } else {
+    return static_cast<double>(t(i, j));
+  }
+}
+
+/// Makes the Eigen executor split even small work across oneTBB; the xtensor backend is serial.
+template <class B>
+void set_parallel(typename B::context& ctx, bool parallel) {
+  if constexpr (requires { ctx.executor.min_parallel_work; }) {
+    ctx.executor.min_parallel_work = parallel ? 8 : std::size_t{1} << 30;
+  }
+}
+
+struct square {
+  template <class T>
+  T operator()(T x) const { return x * x + T(1); }
+};
+struct mul_sub {
+  template <class T>
+  T operator()(T a, T b) const { return a * b - a; }
+};
+struct fma3 {
+  template <class T>
+  T operator()(T a, T b, T c) const { return a * b + c; }
+};
+struct product {
+  template <class T>
+  T operator()(T a, T b) const { return a * b; }
+};
+struct product3 {
+  template <class T>
+  T operator()(T a, T b, T c) const { return a * b * c; }
+};
+struct identity {
+  template <class T>
+  T operator()(T a) const { return a; }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("make, resize, fill, copy, to_host and from_host move data exactly",
+                   "[backend][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  typename B::context ctx(3);
+  const shape sh(5, 7);
+
+  auto z = B::make(ctx, sh);
+  REQUIRE(B::shape_of(z) == sh);
+  for (std::size_t i = 0; i < sh.rows; ++i)
+    for (std::size_t j = 0; j < sh.cols; ++j) CHECK(at(z, i, j) == 0.0);
+
+  // from_host is row-major: entry (i, j) is values[i * cols + j].
+  std::vector<S> values(sh.size());
+  for (std::size_t k = 0; k < values.size(); ++k) values[k] = static_cast<S>(0.25 * k - 3.0);
+  auto x = B::from_host(ctx, values, sh);
+  REQUIRE(B::shape_of(x) == sh);
+  for (std::size_t i = 0; i < sh.rows; ++i)
+    for (std::size_t j = 0; j < sh.cols; ++j)
+      CHECK(at(x, i, j) == static_cast<double>(values[i * sh.cols + j]));
+  CHECK(B::to_host(ctx, x) == values);
+
+  // copy resizes the destination and is deep.
+  auto y = B::make(ctx, shape(2, 2));
+  B::copy(ctx, x, y);
+  REQUIRE(B::shape_of(y) == sh);
+  CHECK(B::to_host(ctx, y) == values);
+  B::fill(ctx, x, S(2.5));
+  CHECK(B::to_host(ctx, y) == values);
+  CHECK(B::to_host(ctx, x) == std::vector<S>(sh.size(), S(2.5)));
+
+  // resize to the same shape keeps the data; to another shape changes the shape.
+  B::resize(ctx, y, sh);
+  CHECK(B::to_host(ctx, y) == values);
+  B::resize(ctx, y, shape(3, 4));
+  CHECK(B::shape_of(y) == shape(3, 4));
+  B::fill(ctx, y, S(-1));
+  CHECK(B::to_host(ctx, y) == std::vector<S>(12, S(-1)));
+
+  // Empty tensors round-trip too.
+  auto e = B::from_host(ctx, {}, shape(0, 4));
+  CHECK(B::shape_of(e) == shape(0, 4));
+  CHECK(B::to_host(ctx, e).empty());
+}
+
+TEMPLATE_TEST_CASE("transform applies a functor elementwise to one, two and three inputs",
+                   "[backend][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(5);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(13, 29);
+  const auto a = random_tensor<B>(ctx, sh, 1), b = random_tensor<B>(ctx, sh, 2),
+             c = random_tensor<B>(ctx, sh, 3);
+  auto out = B::make(ctx, shape(1, 1));  // resized by transform
+
+  auto expect = [&](const auto& reference) {
+    REQUIRE(B::shape_of(out) == sh);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i)
+      for (std::size_t j = 0; j < sh.cols; ++j)
+        bad += !ayf_test::close<tol>(at(out, i, j), reference(i * sh.cols + j), 1.0);
+    CHECK(bad == 0);
+  };
+
+  B::transform(ctx, out, square{}, a.tensor);
+  expect([&](std::size_t k) { return a.values[k] * a.values[k] + 1; });
+  B::transform(ctx, out, mul_sub{}, a.tensor, b.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k] - a.values[k]; });
+  B::transform(ctx, out, fma3{}, a.tensor, b.tensor, c.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k] + c.values[k]; });
+  // Argument order matters: (b, a) is not (a, b).
+  B::transform(ctx, out, mul_sub{}, b.tensor, a.tensor);
+  expect([&](std::size_t k) { return b.values[k] * a.values[k] - b.values[k]; });
+
+  // In place: out is also the input.
+  B::copy(ctx, a.tensor, out);
+  B::transform(ctx, out, mul_sub{}, out, b.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k] - a.values[k]; });
+}
+
+TEMPLATE_TEST_CASE("scale_sum_rows combines rows with scalar and per-sample coefficients",
+                   "[backend][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(7);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(11, 17);
+  const auto x1 = random_tensor<B>(ctx, sh, 11), x2 = random_tensor<B>(ctx, sh, 12),
+             x3 = random_tensor<B>(ctx, sh, 13);
+  const auto c1 = random_tensor<B>(ctx, shape::vector(sh.rows), 14, -2.0, 2.0);
+  const auto c3 = random_tensor<B>(ctx, shape::vector(sh.rows), 15, -2.0, 2.0);
+
+  // coefficient k of row i, and x_k[i, j], as doubles; the reference sums sum_k c_k x_k with
+  // its magnitude sum_k |c_k x_k| as the scale of the rounding error.
+  auto check = [&](const typename B::tensor& y, const auto& terms) {
+    REQUIRE(B::shape_of(y) == sh);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i)
+      for (std::size_t j = 0; j < sh.cols; ++j) {
+        double sum = 0, magnitude = 0;
+        for (const auto& [coef, x] : terms(i)) {
+          sum += coef * x->values[i * sh.cols + j];
+          magnitude += std::abs(coef * x->values[i * sh.cols + j]);
+        }
+        bad += !ayf_test::close<tol>(at(y, i, j), sum, magnitude);
+      }
+    CHECK(bad == 0);
+  };
+  using term = std::pair<double, const sample<B>*>;
+
+  SECTION("one scalar coefficient, output resized") {
+    auto y = B::make(ctx, shape(2, 3));
+    B::scale_sum_rows(ctx, y, 2.5, x1.tensor);
+    check(y, [&](std::size_t) { return std::vector<term>{{2.5, &x1}}; });
+  }
+  SECTION("three scalar coefficients of mixed arithmetic types") {
+    auto y = B::make(ctx, sh);
+    B::scale_sum_rows(ctx, y, 0.5, x1.tensor, -2.0f, x2.tensor, 3, x3.tensor);
+    check(y, [&](std::size_t) { return std::vector<term>{{0.5, &x1}, {-2.0, &x2}, {3.0, &x3}}; });
+  }
+  SECTION("per-sample [B, 1] coefficients mixed with a scalar") {
+    auto y = B::make(ctx, sh);
+    B::scale_sum_rows(ctx, y, c1.tensor, x1.tensor, -0.75, x2.tensor, c3.tensor, x3.tensor);
+    check(y, [&](std::size_t i) {
+      return std::vector<term>{{c1.values[i], &x1}, {-0.75, &x2}, {c3.values[i], &x3}};
+    });
+  }
+  SECTION("the output aliases the first input") {
+    auto y = B::make(ctx, sh);
+    B::copy(ctx, x1.tensor, y);
+    B::scale_sum_rows(ctx, y, c1.tensor, y, 1.25, x2.tensor);
+    check(y, [&](std::size_t i) { return std::vector<term>{{c1.values[i], &x1}, {1.25, &x2}}; });
+  }
+  SECTION("the output aliases a later input") {
+    auto y = B::make(ctx, sh);
+    B::copy(ctx, x2.tensor, y);
+    B::scale_sum_rows(ctx, y, -1.0, x1.tensor, c3.tensor, y, c1.tensor, x3.tensor);
+    check(y, [&](std::size_t i) {
+      return std::vector<term>{{-1.0, &x1}, {c3.values[i], &x2}, {c1.values[i], &x3}};
+    });
+  }
+}
+
+TEMPLATE_TEST_CASE("reduce_rows sums a functor along each row", "[backend][cpu]",
+                   AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(9);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(19, 301);
+  const auto a = random_tensor<B>(ctx, sh, 21), b = random_tensor<B>(ctx, sh, 22),
+             c = random_tensor<B>(ctx, sh, 23);
+  auto out = B::make(ctx, sh);  // resized to [B, 1]
+
+  auto expect = [&](const auto& term) {
+    REQUIRE(B::shape_of(out) == shape::vector(sh.rows));
+    for (std::size_t i = 0; i < sh.rows; ++i) {
+      double sum = 0, magnitude = 0;
+      for (std::size_t j = 0; j < sh.cols; ++j) {
+        sum += term(i * sh.cols + j);
+        magnitude += std::abs(term(i * sh.cols + j));
+      }
+      INFO("row " << i);
+      CHECK(ayf_test::close<tol>(at(out, i, 0), sum, magnitude));
+    }
+  };
+  B::reduce_rows(ctx, out, square{}, a.tensor);
+  expect([&](std::size_t k) { return a.values[k] * a.values[k] + 1; });
+  B::reduce_rows(ctx, out, product{}, a.tensor, b.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k]; });
+  B::reduce_rows(ctx, out, product3{}, a.tensor, b.tensor, c.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k] * c.values[k]; });
+}
+
+TEMPLATE_TEST_CASE("reduce_all and dot sum over every element", "[backend][cpu]",
+                   AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(13);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  // One chunk, and several chunks of host_kernels::reduce_chunk with a ragged last one.
+  const shape sh = GENERATE(shape(13, 29), shape(41, 700));
+  const auto a = random_tensor<B>(ctx, sh, 31), b = random_tensor<B>(ctx, sh, 32);
+  INFO("shape " << sh);
+
+  long double sum_sq = 0, sum_ab = 0, mag_ab = 0;
+  for (std::size_t k = 0; k < sh.size(); ++k) {
+    sum_sq += static_cast<long double>(a.values[k]) * a.values[k] + 1;
+    sum_ab += static_cast<long double>(a.values[k]) * b.values[k];
+    mag_ab += std::abs(static_cast<long double>(a.values[k]) * b.values[k]);
+  }
+  CHECK(ayf_test::close<tol>(static_cast<double>(B::reduce_all(ctx, square{}, a.tensor)),
+                             static_cast<double>(sum_sq)));
+  CHECK(ayf_test::close<tol>(static_cast<double>(B::reduce_all(ctx, product{}, a.tensor, b.tensor)),
+                             static_cast<double>(sum_ab), static_cast<double>(mag_ab)));
+  CHECK(ayf_test::close<tol>(static_cast<double>(B::dot(ctx, a.tensor, b.tensor)),
+                             static_cast<double>(sum_ab), static_cast<double>(mag_ab)));
+  // An empty tensor sums to zero.
+  const auto empty = B::make(ctx, shape(0, 3));
+  CHECK(B::reduce_all(ctx, square{}, empty) == 0);
+}
+
+TEMPLATE_TEST_CASE("extrema finds the smallest and the largest entry", "[backend][cpu]",
+                   AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  typename B::context ctx(17);
+  const shape sh(23, 31);
+  auto x = random_tensor<B>(ctx, sh, 41);
+  auto host = B::to_host(ctx, x.tensor);
+  host[17 * 31 + 4] = S(-7.5);
+  host[3 * 31 + 30] = S(9.25);
+  const auto planted = B::from_host(ctx, host, sh);
+  const auto [lo, hi] = B::extrema(ctx, planted);
+  CHECK(lo == S(-7.5));
+  CHECK(hi == S(9.25));
+
+  // Without planted values: against a loop over the entries.
+  double ref_lo = std::numeric_limits<double>::infinity(), ref_hi = -ref_lo;
+  for (double v : x.values) {
+    ref_lo = std::min(ref_lo, v);
+    ref_hi = std::max(ref_hi, v);
+  }
+  const auto [lo2, hi2] = B::extrema(ctx, x.tensor);
+  CHECK(static_cast<double>(lo2) == ref_lo);
+  CHECK(static_cast<double>(hi2) == ref_hi);
+
+  const auto one = B::from_host(ctx, {S(-0.5)}, shape(1, 1));
+  CHECK(B::extrema(ctx, one) == std::pair<S, S>{S(-0.5), S(-0.5)});
+}
+
+TEMPLATE_TEST_CASE("gemm matches a naive triple loop for every transpose combination",
+                   "[backend][gemm][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  using ayf::transpose;
+  typename B::context ctx(19);
+  const bool ta = GENERATE(false, true), tb = GENERATE(false, true);
+  // Small and odd, then large enough for Eigen's blocked kernels.
+  const auto dims = GENERATE(std::array<std::size_t, 3>{5, 7, 3}, std::array<std::size_t, 3>{33, 65, 17});
+  const std::size_t m = dims[0], k = dims[1], n = dims[2];
+  const double alpha = 1.5;
+  const double beta = GENERATE(0.0, 1.0, -0.5);
+  INFO("op_a " << (ta ? "T" : "N") << ", op_b " << (tb ? "T" : "N") << ", m " << m << ", k " << k
+               << ", n " << n << ", beta " << beta);
+
+  // Stored shapes: op(A) is m x k, op(B) is k x n.
+  const auto a = random_tensor<B>(ctx, ta ? shape(k, m) : shape(m, k), 51);
+  const auto b = random_tensor<B>(ctx, tb ? shape(n, k) : shape(k, n), 52);
+  const auto c0 = random_tensor<B>(ctx, shape(m, n), 53);
+  auto op_a = [&](std::size_t i, std::size_t p) { return ta ? a.values[p * m + i] : a.values[i * k + p]; };
+  auto op_b = [&](std::size_t p, std::size_t j) { return tb ? b.values[j * k + p] : b.values[p * n + j]; };
+
+  auto c = B::make(ctx, shape(m, n));
+  if (beta == 0.0) {
+    // beta = 0 overwrites C: prior NaNs must not leak (BLAS convention).
+    B::fill(ctx, c, std::numeric_limits<S>::quiet_NaN());
+  } else {
+    B::copy(ctx, c0.tensor, c);
+  }
+  B::gemm(ctx, ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no,
+          static_cast<S>(alpha), a.tensor, b.tensor, static_cast<S>(beta), c);
+  REQUIRE(B::shape_of(c) == shape(m, n));
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double sum = 0, magnitude = 0;
+      for (std::size_t p = 0; p < k; ++p) {
+        sum += op_a(i, p) * op_b(p, j);
+        magnitude += std::abs(op_a(i, p) * op_b(p, j));
+      }
+      const double prior = beta == 0.0 ? 0.0 : beta * c0.values[i * n + j];
+      const double expected = alpha * sum + prior;
+      const double scale = std::abs(alpha) * magnitude + std::abs(prior);
+      if (!ayf_test::close<tol>(at(c, i, j), expected, scale)) {
+        ++bad;
+        UNSCOPED_INFO("C(" << i << ", " << j << ") = " << at(c, i, j) << ", expected " << expected);
+      }
+    }
+  CHECK(bad == 0);
+
+  SECTION("beta = 0 resizes a C of another shape") {
+    auto d = B::make(ctx, shape(1, 2));
+    B::gemm(ctx, ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no, S(1),
+            a.tensor, b.tensor, S(0), d);
+    REQUIRE(B::shape_of(d) == shape(m, n));
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        double sum = 0, magnitude = 0;
+        for (std::size_t p = 0; p < k; ++p) {
+          sum += op_a(i, p) * op_b(p, j);
+          magnitude += std::abs(op_a(i, p) * op_b(p, j));
+        }
+        wrong += !ayf_test::close<tol>(at(d, i, j), sum, magnitude);
+      }
+    CHECK(wrong == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("randn and rand_uniform are the Philox draws at the stream's offset",
+                   "[backend][philox][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  const std::uint64_t seed = 0xfeedfacecafeULL;
+  // Even and odd offsets: two normals share a Philox block, so an odd start begins mid-block.
+  const std::uint64_t offset = GENERATE(std::uint64_t{123456789012}, std::uint64_t{123456789013});
+  typename B::context ctx(seed);
+  ctx.rng.offset = offset;
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(17, 9);
+
+  auto x = B::make(ctx, sh), u = B::make(ctx, sh);
+  B::randn(ctx, x);
+  CHECK(ctx.rng.offset == offset + sh.size());
+  B::rand_uniform(ctx, u);
+  CHECK(ctx.rng.offset == offset + 2 * sh.size());
+  CHECK(ctx.rng.seed == seed);
+
+  std::size_t normal_bad = 0, uniform_bad = 0;
+  for (std::size_t i = 0; i < sh.rows; ++i)
+    for (std::size_t j = 0; j < sh.cols; ++j) {
+      const std::uint64_t index = i * sh.cols + j;  // row-major order of the draws
+      normal_bad += at(x, i, j) != static_cast<double>(static_cast<S>(ayf::philox_normal(seed, offset + index)));
+      uniform_bad += at(u, i, j) != static_cast<double>(
+                                        static_cast<S>(ayf::philox_uniform(seed, offset + sh.size() + index)));
+    }
+  CHECK(normal_bad == 0);
+  CHECK(uniform_bad == 0);
+
+  // A fresh context with the same seed and offset repeats the draws.
+  typename B::context again(seed);
+  again.rng.offset = offset;
+  auto x2 = B::make(again, sh);
+  B::randn(again, x2);
+  CHECK(B::to_host(again, x2) == B::to_host(ctx, x));
+}
+
+TEMPLATE_TEST_CASE("backend operations reject wrong arguments with ayf::error naming them",
+                   "[backend][errors][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using ayf::transpose;
+  typename B::context ctx(23);
+  const auto a = B::make(ctx, shape(3, 4)), b = B::make(ctx, shape(4, 3)),
+             a2 = B::make(ctx, shape(3, 4));
+  auto out = B::make(ctx, shape(3, 4));
+
+  SECTION("transform with inputs of different shapes") {
+    REQUIRE_THROWS_AS(B::transform(ctx, out, product{}, a, b), ayf::error);
+    REQUIRE_THROWS_WITH(B::transform(ctx, out, product{}, a, b),
+                        Contains("transform") && Contains("'input'") && Contains("[3, 4]") &&
+                            Contains("[4, 3]"));
+    REQUIRE_THROWS_WITH(B::transform(ctx, out, fma3{}, a, a2, b), Contains("'input'"));
+  }
+  SECTION("an output that would be resized while it is also an input") {
+    auto coefficient = B::make(ctx, shape(3, 1));
+    auto wide = B::make(ctx, shape(3, 8));
+    // Resizing `coefficient` to [3, 8] would free the coefficients before they are read.
+    REQUIRE_THROWS_WITH(B::scale_sum_rows(ctx, coefficient, coefficient, wide),
+                        Contains("scale_sum_rows") && Contains("'out'") && Contains("distinct"));
+    // reduce_rows into its own [3, 8] input would shrink it to [3, 1] first.
+    REQUIRE_THROWS_WITH(B::reduce_rows(ctx, wide, product{}, wide, wide),
+                        Contains("reduce_rows") && Contains("'out'"));
+    // Aliasing with an unchanged shape stays allowed.
+    auto y = B::make(ctx, shape(3, 8));
+    B::fill(ctx, y, S(2));
+    B::scale_sum_rows(ctx, y, 0.5, y);
+    CHECK(B::to_host(ctx, y) == std::vector<S>(24, S(1)));
+  }
+  SECTION("scale_sum_rows with tensors of different shapes") {
+    REQUIRE_THROWS_AS(B::scale_sum_rows(ctx, out, 1.0, a, 2.0, b), ayf::error);
+    REQUIRE_THROWS_WITH(B::scale_sum_rows(ctx, out, 1.0, a, 2.0, b),
+                        Contains("scale_sum_rows") && Contains("'x'") && Contains("[4, 3]"));
+  }
+  SECTION("scale_sum_rows with a coefficient that is not [B, 1]") {
+    const auto wide = B::make(ctx, shape(3, 2)), tall = B::make(ctx, shape(4, 1));
+    REQUIRE_THROWS_AS(B::scale_sum_rows(ctx, out, wide, a), ayf::error);
+    REQUIRE_THROWS_WITH(B::scale_sum_rows(ctx, out, wide, a),
+                        Contains("scale_sum_rows") && Contains("'coefficient'") &&
+                            Contains("[3, 1]") && Contains("[3, 2]"));
+    REQUIRE_THROWS_AS(B::scale_sum_rows(ctx, out, 1.0, a, tall, a2), ayf::error);
+    REQUIRE_THROWS_WITH(B::scale_sum_rows(ctx, out, 1.0, a, tall, a2),
+                        Contains("'coefficient'") && Contains("[4, 1]"));
+  }
+  SECTION("reduce_rows, reduce_all and dot with inputs of different shapes") {
+    REQUIRE_THROWS_AS(B::reduce_rows(ctx, out, product{}, a, b), ayf::error);
+    REQUIRE_THROWS_WITH(B::reduce_rows(ctx, out, product{}, a, b),
+                        Contains("reduce_rows") && Contains("'input'") && Contains("[4, 3]"));
+    REQUIRE_THROWS_AS(B::reduce_all(ctx, product{}, a, b), ayf::error);
+    REQUIRE_THROWS_WITH(B::reduce_all(ctx, product{}, a, b),
+                        Contains("reduce_all") && Contains("'input'"));
+    REQUIRE_THROWS_AS(B::dot(ctx, a, b), ayf::error);
+  }
+  SECTION("gemm with mismatched inner dimensions") {
+    auto c = B::make(ctx, shape(3, 3));
+    // op(A) = [3, 4], op(B) = B^T = [3, 4]: 4 columns against 3 rows.
+    REQUIRE_THROWS_AS(B::gemm(ctx, transpose::no, transpose::yes, S(1), a, b, S(0), c), ayf::error);
+    REQUIRE_THROWS_WITH(B::gemm(ctx, transpose::no, transpose::yes, S(1), a, b, S(0), c),
+                        Contains("gemm") && Contains("'B'") && Contains("received 3"));
+    // op(A) = A^T = [4, 3] against op(B) = B = [4, 3].
+    REQUIRE_THROWS_AS(B::gemm(ctx, transpose::yes, transpose::no, S(1), a, b, S(0), c),
+                      ayf::error);
+    // The well-formed products of the same operands do not throw.
+    REQUIRE_NOTHROW(B::gemm(ctx, transpose::yes, transpose::no, S(1), a, a2, S(0), c));
+    REQUIRE_NOTHROW(B::gemm(ctx, transpose::no, transpose::no, S(1), a, b, S(0), c));
+  }
+  SECTION("gemm accumulating into a C of the wrong shape") {
+    auto c = B::make(ctx, shape(3, 4));  // A B = [3, 3]
+    REQUIRE_THROWS_AS(B::gemm(ctx, transpose::no, transpose::no, S(1), a, b, S(1), c), ayf::error);
+    REQUIRE_THROWS_WITH(B::gemm(ctx, transpose::no, transpose::no, S(1), a, b, S(1), c),
+                        Contains("gemm") && Contains("'C'") && Contains("[3, 3]") &&
+                            Contains("[3, 4]"));
+  }
+  SECTION("from_host with the wrong number of values") {
+    const std::vector<S> eleven(11, S(1));
+    REQUIRE_THROWS_AS(B::from_host(ctx, eleven, shape(3, 4)), ayf::error);
+    REQUIRE_THROWS_WITH(B::from_host(ctx, eleven, shape(3, 4)),
+                        Contains("from_host") && Contains("'values'") && Contains("12") &&
+                            Contains("received 11"));
+    const std::vector<S> thirteen(13, S(1));
+    REQUIRE_THROWS_AS(B::from_host(ctx, thirteen, shape(3, 4)), ayf::error);
+    REQUIRE_THROWS_WITH(B::from_host(ctx, thirteen, shape(3, 4)),
+                        Contains("'values'") && Contains("received 13"));
+  }
+  SECTION("extrema of an empty tensor") {
+    const auto empty = B::make(ctx, shape(0, 4));
+    REQUIRE_THROWS_AS(B::extrema(ctx, empty), ayf::error);
+    REQUIRE_THROWS_WITH(B::extrema(ctx, empty), Contains("extrema") && Contains("'x'"));
+  }
+}
+
+namespace {
+
+/// The identity, recording whether any element ran off the calling thread. On the calling thread
+/// it waits (up to a deadline) for a oneTBB worker to take some of the work, so the "parallel"
+/// run really is split whenever more than one thread is available.
+struct split_probe {
+  std::thread::id caller;
+  std::atomic<bool>* worker_ran;
+  std::atomic<bool>* gave_up;
+  std::chrono::steady_clock::time_point deadline;
+
+  double operator()(double v) const {
+    if (std::this_thread::get_id() != caller) {
+      worker_ran->store(true, std::memory_order_relaxed);
+    } else if (!worker_ran->load(std::memory_order_relaxed) &&
+               !gave_up->load(std::memory_order_relaxed)) {
+      while (!worker_ran->load(std::memory_order_relaxed)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          gave_up->store(true, std::memory_order_relaxed);
+          break;
+        }
+        std::this_thread::yield();
+      }
+    }
+    return v;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("reduce_all is bitwise the same serial, on oneTBB threads, and on xtensor",
+          "[backend][determinism][cpu]") {
+  using eigen_d = ayf::eigen_backend<double>;
+  using xt_d = ayf::xtensor_backend<double>;
+  const shape sh(1000, 1000);
+  eigen_d::context ce(2718);
+  auto x = eigen_d::make(ce, sh);
+  eigen_d::randn(ce, x);
+  xt_d::context cx;
+  const auto host = eigen_d::to_host(ce, x);
+  const auto xx = xt_d::from_host(cx, host, sh);
+
+  ce.executor.min_parallel_work = std::size_t{1} << 30;
+  const double serial = eigen_d::reduce_all(ce, identity{}, x);
+  const double serial_dot = eigen_d::dot(ce, x, x);
+
+  const double xtensor = xt_d::reduce_all(cx, identity{}, xx);
+  const double xtensor_dot = xt_d::dot(cx, xx, xx);
+  CHECK(std::bit_cast<std::uint64_t>(serial) == std::bit_cast<std::uint64_t>(xtensor));
+  CHECK(std::bit_cast<std::uint64_t>(serial_dot) == std::bit_cast<std::uint64_t>(xtensor_dot));
+
+  // 1024: one chunk per task; 1 << 17: tasks of about 16 chunks each.
+  for (const std::size_t min_work : {std::size_t{1024}, std::size_t{1} << 17}) {
+    INFO("min_parallel_work " << min_work);
+    std::atomic<bool> worker_ran{false}, gave_up{false};
+    const split_probe probe{std::this_thread::get_id(), &worker_ran, &gave_up,
+                            std::chrono::steady_clock::now() + std::chrono::seconds(2)};
+    ce.executor.min_parallel_work = min_work;
+    const double parallel = eigen_d::reduce_all(ce, probe, x);
+    const double parallel_dot = eigen_d::dot(ce, x, x);
+    if (tbb::info::default_concurrency() > 1) {
+      CHECK(worker_ran.load());  // otherwise the comparison below proves nothing
+    } else {
+      WARN("only one oneTBB thread: the parallel reduction ran serially");
+    }
+    CHECK(std::bit_cast<std::uint64_t>(serial) == std::bit_cast<std::uint64_t>(parallel));
+    CHECK(std::bit_cast<std::uint64_t>(serial_dot) == std::bit_cast<std::uint64_t>(parallel_dot));
+  }
+
+  // The documented order (host_kernels.hpp): fixed chunks summed in order, then the chunk sums
+  // in order. A plain left-to-right sum of the same data differs in its last bits, which shows
+  // that the comparisons above are sensitive to the summation order.
+  const std::size_t chunk = ayf::host_kernels::reduce_chunk;
+  double chunked = 0, plain = 0;
+  for (std::size_t begin = 0; begin < host.size(); begin += chunk) {
+    double partial = 0;
+    for (std::size_t k = begin; k < std::min(begin + chunk, host.size()); ++k) partial += host[k];
+    chunked += partial;
+  }
+  for (double v : host) plain += v;
+  CHECK(std::bit_cast<std::uint64_t>(serial) == std::bit_cast<std::uint64_t>(chunked));
+  CHECK(plain != chunked);
+  CHECK(std::abs(serial - plain) < 1e-9);
+}
