@@ -3,7 +3,9 @@
 #pragma once
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -24,7 +26,9 @@ struct probe_square {
 
 /// A backend `B` provides, with the context first and outputs after inputs where the table of
 /// design.md §3 does not say otherwise:
-///   B::scalar, B::tensor, B::context (holding `philox_stream rng`)
+///   B::scalar, B::tensor, B::context (holding `philox_stream rng`), B::view (non-owning, trivially
+///   copyable; every operation takes tensors and views alike)
+///   slice(ctx, flat, offset, shape) -> view of elements [offset, offset + shape.size()) of `flat`
 ///   make(ctx, shape) -> tensor; shape_of(t) -> shape; resize(ctx, t, shape) (no-op when equal)
 ///   copy(ctx, in, out); fill(ctx, out, value); to_host(ctx, t) -> std::vector<scalar>;
 ///   from_host(ctx, values, shape) -> tensor
@@ -40,11 +44,13 @@ concept backend =
       typename B::scalar;
       typename B::tensor;
       typename B::context;
-    } && std::floating_point<typename B::scalar> &&
+      typename B::view;
+    } && std::floating_point<typename B::scalar> && std::is_trivially_copyable_v<typename B::view> &&
     requires(typename B::context& ctx, typename B::tensor& y, const typename B::tensor& x,
              const shape& sh, typename B::scalar a, const std::vector<typename B::scalar>& host) {
       { ctx.rng } -> std::convertible_to<philox_stream&>;
       { B::make(ctx, sh) } -> std::same_as<typename B::tensor>;
+      { B::slice(ctx, y, std::size_t{0}, sh) } -> std::same_as<typename B::view>;
       { B::shape_of(x) } -> std::same_as<shape>;
       B::resize(ctx, y, sh);
       B::copy(ctx, x, y);

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <sstream>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -37,10 +38,20 @@ concept host_storage = requires(typename Storage::tensor& y, const typename Stor
   { Storage::data(x) } -> std::same_as<const typename Storage::scalar*>;
 };
 
+/// A non-owning, trivially copyable window [rows, cols] onto contiguous row-major host data:
+/// a slice of a flat parameter buffer, or a whole tensor. `S` may be const.
+template <class S>
+struct host_view {
+  S* data = nullptr;
+  shape extent{};
+};
+
 template <host_storage Storage, class Executor = serial_executor>
 struct host_backend {
   using scalar = typename Storage::scalar;
   using tensor = typename Storage::tensor;
+  using view = host_view<scalar>;
+  using const_view = host_view<const scalar>;
   using storage = Storage;
 
   /// Execution context: the Philox stream every draw takes from, and the executor.
@@ -51,22 +62,47 @@ struct host_backend {
     explicit context(std::uint64_t seed) : rng{seed, 0} {}
   };
 
+  // ---- operands: a tensor, a view or a const view ----------------------------------------------
+  static shape shape_of(const tensor& x) { return Storage::shape_of(x); }
+  static shape shape_of(const view& x) { return x.extent; }
+  static shape shape_of(const const_view& x) { return x.extent; }
+
+  /// The whole tensor as a view.
+  static view as_view(tensor& x) { return {Storage::data(x), shape_of(x)}; }
+  static const_view as_view(const tensor& x) { return {Storage::data(x), shape_of(x)}; }
+
+  /// Elements [offset, offset + sh.size()) of `flat`'s row-major data viewed as `sh`.
+  static view slice(context& /*ctx*/, tensor& flat, std::size_t offset, const shape& sh) {
+    check_slice(shape_of(flat), offset, sh);
+    return {Storage::data(flat) + offset, sh};
+  }
+  static const_view slice(context& /*ctx*/, const tensor& flat, std::size_t offset, const shape& sh) {
+    check_slice(shape_of(flat), offset, sh);
+    return {Storage::data(flat) + offset, sh};
+  }
+
   // ---- data movement -------------------------------------------------------------------------
   static tensor make(context& /*ctx*/, const shape& sh) { return Storage::make(sh); }
-  static shape shape_of(const tensor& x) { return Storage::shape_of(x); }
+  /// Gives `y` the shape (a no-op when it has it). A view cannot change shape: it must match.
   static void resize(context& /*ctx*/, tensor& y, const shape& sh) {
     const shape have = Storage::shape_of(y);
     if (have.rows != sh.rows || have.cols != sh.cols) Storage::resize(y, sh);
   }
-  static void copy(context& ctx, const tensor& x, tensor& y) {
+  static void resize(context& /*ctx*/, const view& y, const shape& sh) {
+    require_shape("resize", "out", sh, y.extent);
+  }
+  template <class In, class Out>
+  static void copy(context& ctx, const In& x, Out&& y) {
     resize(ctx, y, shape_of(x));
-    std::copy_n(Storage::data(x), shape_of(x).size(), Storage::data(y));
+    std::copy_n(data(x), shape_of(x).size(), data(y));
   }
-  static void fill(context& /*ctx*/, tensor& y, scalar value) {
-    std::fill_n(Storage::data(y), shape_of(y).size(), value);
+  template <class Out>
+  static void fill(context& /*ctx*/, Out&& y, scalar value) {
+    std::fill_n(data(y), shape_of(y).size(), value);
   }
-  static std::vector<scalar> to_host(context& /*ctx*/, const tensor& x) {
-    const scalar* p = Storage::data(x);
+  template <class In>
+  static std::vector<scalar> to_host(context& /*ctx*/, const In& x) {
+    const scalar* p = data(x);
     return std::vector<scalar>(p, p + shape_of(x).size());
   }
   static tensor from_host(context& /*ctx*/, const std::vector<scalar>& values, const shape& sh) {
@@ -79,22 +115,23 @@ struct host_backend {
 
   // ---- elementwise ---------------------------------------------------------------------------
   /// out[i,j] = f(in_1[i,j], ..., in_n[i,j]); every input has out's shape (out is resized to it).
-  template <class F, class... In>
-  static void transform(context& ctx, tensor& out, const F& f, const In&... in) {
+  template <class Out, class F, class... In>
+  static void transform(context& ctx, Out&& out, const F& f, const In&... in) {
     static_assert(sizeof...(In) >= 1, "transform needs at least one input");
-    static_assert((std::is_same_v<In, tensor> && ...), "transform inputs must be tensors");
+    static_assert((is_operand<In> && ...), "transform inputs must be tensors or views");
     const shape sh = same_shape("transform", in...);
+    require_no_resized_alias("transform", out, sh, in...);
     resize(ctx, out, sh);
-    scalar* o = Storage::data(out);
+    scalar* o = data(out);
     ctx.executor.for_blocks(sh.size(), 1, [&](std::size_t b, std::size_t e) {
-      host_kernels::transform(b, e, o, f, Storage::data(in)...);
+      host_kernels::transform(b, e, o, f, data(in)...);
     });
   }
 
   /// y[i, :] = sum_k c_k[i] x_k[i, :]; arguments alternate coefficient, tensor. A coefficient is a
-  /// scalar or a per-sample [B, 1] tensor. y may alias any x_k.
-  template <class... Args>
-  static void scale_sum_rows(context& ctx, tensor& y, const Args&... args) {
+  /// scalar or a per-sample [B, 1] tensor or view. y may alias any x_k.
+  template <class Out, class... Args>
+  static void scale_sum_rows(context& ctx, Out&& y, const Args&... args) {
     static_assert(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0,
                   "scale_sum_rows takes pairs (coefficient, tensor)");
     constexpr std::size_t n = sizeof...(Args) / 2;
@@ -109,7 +146,7 @@ struct host_backend {
     }(std::make_index_sequence<n>{});
     require_no_resized_alias("scale_sum_rows", y, sh, args...);
     resize(ctx, y, sh);
-    scalar* out = Storage::data(y);
+    scalar* out = data(y);
     ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
       host_kernels::scale_sum_rows(b, e, sh.cols, out, c, x);
     });
@@ -117,14 +154,14 @@ struct host_backend {
 
   // ---- reductions ----------------------------------------------------------------------------
   /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1].
-  template <class F, class... In>
-  static void reduce_rows(context& ctx, tensor& out, const F& f, const In&... in) {
+  template <class Out, class F, class... In>
+  static void reduce_rows(context& ctx, Out&& out, const F& f, const In&... in) {
     const shape sh = same_shape("reduce_rows", in...);
     require_no_resized_alias("reduce_rows", out, shape::vector(sh.rows), in...);
     resize(ctx, out, shape::vector(sh.rows));
-    scalar* o = Storage::data(out);
+    scalar* o = data(out);
     ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
-      host_kernels::reduce_rows(b, e, sh.cols, o, f, Storage::data(in)...);
+      host_kernels::reduce_rows(b, e, sh.cols, o, f, data(in)...);
     });
   }
 
@@ -136,40 +173,44 @@ struct host_backend {
     std::vector<double> partial(chunks, 0.0);
     ctx.executor.for_blocks(chunks, host_kernels::reduce_chunk, [&](std::size_t b, std::size_t e) {
       for (std::size_t k = b; k < e; ++k)
-        partial[k] = host_kernels::reduce_chunk_sum(k, sh.size(), f, Storage::data(in)...);
+        partial[k] = host_kernels::reduce_chunk_sum(k, sh.size(), f, data(in)...);
     });
     double total = 0;
     for (double p : partial) total += p;
     return static_cast<scalar>(total);
   }
 
-  static scalar dot(context& ctx, const tensor& a, const tensor& b) {
+  template <class A, class Bv>
+  static scalar dot(context& ctx, const A& a, const Bv& b) {
     return reduce_all(ctx, [](scalar u, scalar v) { return u * v; }, a, b);
   }
 
   /// {min, max} over all elements; raises on an empty tensor.
-  static std::pair<scalar, scalar> extrema(context& /*ctx*/, const tensor& x) {
+  template <class In>
+  static std::pair<scalar, scalar> extrema(context& /*ctx*/, const In& x) {
     const std::size_t n = shape_of(x).size();
     require(n > 0, "extrema", "x", "a non-empty tensor", shape_of(x));
-    const auto [lo, hi] = std::minmax_element(Storage::data(x), Storage::data(x) + n);
+    const auto [lo, hi] = std::minmax_element(data(x), data(x) + n);
     return {*lo, *hi};
   }
 
   // ---- random numbers ------------------------------------------------------------------------
   /// Standard normal Philox draws; takes shape_of(out).size() indices from ctx.rng.
-  static void randn(context& ctx, tensor& out) {
+  template <class Out>
+  static void randn(context& ctx, Out&& out) {
     const std::size_t n = shape_of(out).size();
     const std::uint64_t first = ctx.rng.take(n);
-    scalar* o = Storage::data(out);
+    scalar* o = data(out);
     ctx.executor.for_blocks(n, 16, [&](std::size_t b, std::size_t e) {
       host_kernels::randn(b, e, o, ctx.rng.seed, first);
     });
   }
   /// Uniform [0, 1) Philox draws.
-  static void rand_uniform(context& ctx, tensor& out) {
+  template <class Out>
+  static void rand_uniform(context& ctx, Out&& out) {
     const std::size_t n = shape_of(out).size();
     const std::uint64_t first = ctx.rng.take(n);
-    scalar* o = Storage::data(out);
+    scalar* o = data(out);
     ctx.executor.for_blocks(n, 16, [&](std::size_t b, std::size_t e) {
       host_kernels::rand_uniform(b, e, o, ctx.rng.seed, first);
     });
@@ -177,8 +218,9 @@ struct host_backend {
 
   // ---- GEMM ----------------------------------------------------------------------------------
   /// C = alpha op(A) op(B) + beta C. C must already have the result's shape when beta != 0.
-  static void gemm(context& ctx, transpose op_a, transpose op_b, scalar alpha, const tensor& a,
-                   const tensor& b, scalar beta, tensor& c) {
+  template <class A, class Bm, class C>
+  static void gemm(context& ctx, transpose op_a, transpose op_b, scalar alpha, const A& a, const Bm& b,
+                   scalar beta, C&& c) {
     const shape sa = shape_of(a), sb = shape_of(b);
     const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
     const std::size_t m = ta ? sa.cols : sa.rows, k = ta ? sa.rows : sa.cols;
@@ -186,48 +228,65 @@ struct host_backend {
     require(k == kb, "gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
     if (beta != scalar(0)) require_shape("gemm", "C", shape(m, n), shape_of(c));
     resize(ctx, c, shape(m, n));
-    if constexpr (requires { Storage::gemm(ta, tb, alpha, a, b, beta, c); }) {
-      Storage::gemm(ta, tb, alpha, a, b, beta, c);
+    if constexpr (requires { Storage::gemm(m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c)); }) {
+      Storage::gemm(m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c));
     } else {
-      host_kernels::gemm(m, n, k, ta, tb, alpha, Storage::data(a), sa.cols, Storage::data(b),
-                         sb.cols, beta, Storage::data(c));
+      host_kernels::gemm(m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c));
     }
   }
 
 private:
-  /// An output that must be resized cannot also be an input: resizing would free the input's data.
-  template <class... Args>
-  static void require_no_resized_alias(const char* where, const tensor& out, const shape& sh,
-                                       const Args&... args) {
-    const shape have = shape_of(out);
-    if (have.rows == sh.rows && have.cols == sh.cols) return;
-    const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
-    if (aliased) {
-      std::ostringstream received;
-      received << "an input of shape " << have;
-      throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
-                           received.str());
+  template <class X>
+  static constexpr bool is_operand = std::is_same_v<X, tensor> || std::is_same_v<X, view> ||
+                                     std::is_same_v<X, const_view>;
+
+  static scalar* data(tensor& x) { return Storage::data(x); }
+  static const scalar* data(const tensor& x) { return Storage::data(x); }
+  static scalar* data(const view& x) { return x.data; }
+  static const scalar* data(const const_view& x) { return x.data; }
+
+  static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
+    require(offset <= flat.size() && sh.size() <= flat.size() - offset, "slice", "offset",
+            detail::concat(sh.size(), " elements from the offset inside ", flat.size()), offset);
+  }
+
+  /// An output tensor that must be resized cannot also be an input: resizing would free the
+  /// input's data. (Views are never resized.)
+  template <class Out, class... Args>
+  static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<Out>, tensor>) {
+      const shape have = shape_of(out);
+      if (have.rows == sh.rows && have.cols == sh.cols) return;
+      const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
+      if (aliased) {
+        std::ostringstream received;
+        received << "an input of shape " << have;
+        throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
+                             received.str());
+      }
     }
   }
 
-  template <class... In>
-  static shape same_shape([[maybe_unused]] const char* where, const tensor& first, const In&... rest) {
+  template <class First, class... In>
+  static shape same_shape([[maybe_unused]] const char* where, const First& first, const In&... rest) {
     const shape sh = shape_of(first);
     (require_shape(where, "input", sh, shape_of(rest)), ...);
     return sh;
   }
-  static const scalar* checked_data(const char* where, const tensor& x, const shape& sh) {
+  template <class X>
+  static const scalar* checked_data(const char* where, const X& x, const shape& sh) {
+    static_assert(is_operand<X>, "scale_sum_rows: every second argument must be a tensor or view");
     require_shape(where, "x", sh, shape_of(x));
-    return Storage::data(x);
+    return data(x);
   }
   template <class C>
   static host_kernels::row_coefficient<scalar> coefficient(const C& c, std::size_t rows) {
     if constexpr (std::is_arithmetic_v<C>) {
       return {nullptr, static_cast<scalar>(c)};
     } else {
-      static_assert(std::is_same_v<C, tensor>, "a coefficient is a scalar or a [B, 1] tensor");
+      static_assert(is_operand<C>, "a coefficient is a scalar or a [B, 1] tensor or view");
       require_vector("scale_sum_rows", "coefficient", rows, shape_of(c));
-      return {Storage::data(c), scalar(0)};
+      return {data(c), scalar(0)};
     }
   }
 };

@@ -48,17 +48,23 @@ struct eigen_storage {
   static S* data(tensor& x) { return x.data(); }
   static const S* data(const tensor& x) { return x.data(); }
 
-  /// C = alpha op(A) op(B) + beta C with Eigen's blocked product (C already has the result shape).
-  static void gemm(bool ta, bool tb, S alpha, const tensor& a, const tensor& b, S beta, tensor& c) {
+  /// C[m x n] = alpha op(A) op(B) + beta C with Eigen's blocked product on row-major maps.
+  static void gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
+                   std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    using matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using index = Eigen::Index;
+    const Eigen::Map<const matrix> am(a, static_cast<index>(ta ? k : m), static_cast<index>(lda));
+    const Eigen::Map<const matrix> bm(b, static_cast<index>(tb ? n : k), static_cast<index>(ldb));
+    Eigen::Map<matrix> cm(c, static_cast<index>(m), static_cast<index>(n));
     if (beta == S(0)) {
-      c.setZero();
+      cm.setZero();
     } else if (beta != S(1)) {
-      c *= beta;
+      cm *= beta;
     }
-    if (!ta && !tb) c.noalias() += alpha * a * b;
-    else if (ta && !tb) c.noalias() += alpha * a.transpose() * b;
-    else if (!ta && tb) c.noalias() += alpha * a * b.transpose();
-    else c.noalias() += alpha * a.transpose() * b.transpose();
+    if (!ta && !tb) cm.noalias() += alpha * am * bm;
+    else if (ta && !tb) cm.noalias() += alpha * am.transpose() * bm;
+    else if (!ta && tb) cm.noalias() += alpha * am * bm.transpose();
+    else cm.noalias() += alpha * am.transpose() * bm.transpose();
   }
 };
 
