@@ -1,0 +1,125 @@
+// ayf/nn/optimizer.hpp: Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) with linear
+// learning-rate warmup and global-norm gradient clipping, and an EMA of the weights, each a few
+// single passes over the flat buffers of a parameter_set (design.md §4).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "ayf/nn/parameters.hpp"
+
+namespace ayf::nn {
+
+struct adam_config {
+  double learning_rate = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double epsilon = 1e-8;
+  double weight_decay = 0.0;       ///< decoupled (AdamW): theta -= lr * weight_decay * theta
+  std::uint64_t warmup_steps = 0;  ///< lr ramps linearly from lr / warmup to lr over these steps
+  double clip_norm = 0.0;          ///< rescale gradients to this global L2 norm when above it; 0 = off
+};
+
+namespace detail {
+/// m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2, with g already scaled by the clip factor.
+struct adam_second_moment {
+  double beta2, scale;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T v, T g) const {
+    const T sg = T(scale) * g;
+    return T(beta2) * v + T(1 - beta2) * sg * sg;
+  }
+};
+/// theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps) - lr wd theta.
+struct adam_step {
+  double lr, c1, c2, epsilon, decay;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T theta, T m, T v) const {
+    using std::sqrt;
+    return theta - T(lr) * (m / T(c1)) / (sqrt(v / T(c2)) + T(epsilon)) - T(lr * decay) * theta;
+  }
+};
+}  // namespace detail
+
+/// Adam over a parameter_set's flat buffers. The moments and the step count are the whole state
+/// (checkpointed with the parameters for a bit-exact resume).
+template <backend B>
+class adam {
+public:
+  adam(typename B::context& ctx, const parameter_set<B>& params, adam_config config = {})
+      : m_config(checked(config)), m_first(B::make(ctx, B::shape_of(params.values))),
+        m_second(B::make(ctx, B::shape_of(params.values))) {}
+
+  /// The global L2 norm of the gradient.
+  static double gradient_norm(typename B::context& ctx, const parameter_set<B>& params) {
+    return std::sqrt(static_cast<double>(B::dot(ctx, params.gradients, params.gradients)));
+  }
+
+  /// The learning rate of step `step` (1-based) after warmup.
+  [[nodiscard]] double learning_rate(std::uint64_t step) const {
+    if (m_config.warmup_steps == 0) return m_config.learning_rate;
+    return m_config.learning_rate * std::min(1.0, static_cast<double>(step) / static_cast<double>(m_config.warmup_steps));
+  }
+
+  /// One update from params.gradients; returns the gradient norm before clipping.
+  double step(typename B::context& ctx, parameter_set<B>& params) {
+    require_shape("adam::step", "params", B::shape_of(m_first), B::shape_of(params.values));
+    const double norm = gradient_norm(ctx, params);
+    require(std::isfinite(norm), "adam::step", "gradients", "finite values", norm);
+    const double scale = (m_config.clip_norm > 0 && norm > m_config.clip_norm) ? m_config.clip_norm / norm : 1.0;
+    ++m_steps;
+    const double c1 = 1 - std::pow(m_config.beta1, static_cast<double>(m_steps));
+    const double c2 = 1 - std::pow(m_config.beta2, static_cast<double>(m_steps));
+    B::scale_sum_rows(ctx, m_first, m_config.beta1, m_first, (1 - m_config.beta1) * scale, params.gradients);
+    B::transform(ctx, m_second, detail::adam_second_moment{m_config.beta2, scale}, m_second, params.gradients);
+    B::transform(ctx, params.values,
+                 detail::adam_step{learning_rate(m_steps), c1, c2, m_config.epsilon, m_config.weight_decay},
+                 params.values, m_first, m_second);
+    return norm;
+  }
+
+  [[nodiscard]] const adam_config& config() const { return m_config; }
+  [[nodiscard]] std::uint64_t steps() const { return m_steps; }
+  typename B::tensor& first_moment() { return m_first; }
+  typename B::tensor& second_moment() { return m_second; }
+  /// Restores the step count from a checkpoint (the moments are restored through the accessors).
+  void set_steps(std::uint64_t steps) { m_steps = steps; }
+
+private:
+  static adam_config checked(const adam_config& c) {
+    require(c.learning_rate > 0, "adam_config", "learning_rate", "a positive rate", c.learning_rate);
+    require(c.beta1 >= 0 && c.beta1 < 1, "adam_config", "beta1", "a value in [0, 1)", c.beta1);
+    require(c.beta2 >= 0 && c.beta2 < 1, "adam_config", "beta2", "a value in [0, 1)", c.beta2);
+    require(c.epsilon > 0, "adam_config", "epsilon", "a positive value", c.epsilon);
+    require(c.clip_norm >= 0, "adam_config", "clip_norm", "a norm >= 0 (0 = off)", c.clip_norm);
+    return c;
+  }
+
+  adam_config m_config;
+  typename B::tensor m_first, m_second;
+  std::uint64_t m_steps = 0;
+};
+
+/// Exponential moving average of the weights: ema <- decay ema + (1 - decay) theta.
+template <backend B>
+class exponential_moving_average {
+public:
+  exponential_moving_average(typename B::context& ctx, const parameter_set<B>& params, double decay)
+      : m_decay(decay), m_average(B::make(ctx, B::shape_of(params.values))) {
+    require(decay >= 0 && decay < 1, "exponential_moving_average", "decay", "a value in [0, 1)", decay);
+    B::copy(ctx, params.values, m_average);
+  }
+  void update(typename B::context& ctx, const parameter_set<B>& params) {
+    B::scale_sum_rows(ctx, m_average, m_decay, m_average, 1 - m_decay, params.values);
+  }
+  typename B::tensor& average() { return m_average; }
+  const typename B::tensor& average() const { return m_average; }
+  [[nodiscard]] double decay() const { return m_decay; }
+
+private:
+  double m_decay;
+  typename B::tensor m_average;
+};
+
+}  // namespace ayf::nn
