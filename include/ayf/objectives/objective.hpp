@@ -1,0 +1,59 @@
+// ayf/objectives/objective.hpp: what the objectives need of a student (design.md §4): forward with
+// saved activations, forward_jvp (primal + tangent in one pass) and backward into a flat gradient,
+// and the statistics every objective step reports.
+#pragma once
+
+#include <cmath>
+
+#include "ayf/core/model.hpp"
+
+namespace ayf {
+
+/// A trainable average-velocity model F(x, t, s): `typename M::activations`,
+/// forward(ctx, x, t, s, cond, out, saved), forward_jvp(ctx, x, t, s, cond, dx, dt, ds, out, dout, saved)
+/// and backward(ctx, saved, dL_dF) accumulating into its parameter gradients.
+template <class M, class B>
+concept trainable_flow_map_model =
+    flow_map_model<M, B> &&
+    requires(M& m, typename B::context& ctx, const typename B::tensor& x, const condition<B>& cond,
+             typename B::tensor& out, typename M::activations& saved) {
+      m.forward(ctx, x, x, x, cond, out, saved);
+      m.forward_jvp(ctx, x, x, x, cond, x, x, x, out, out, saved);
+      m.backward(ctx, saved, x);
+    };
+
+/// What one objective step reports.
+struct step_statistics {
+  double loss = 0;          ///< the objective's value at theta (for EMD/LMD ~ |g_hat|^2: uninformative, spec §4.4)
+  double tangent_norm = 0;  ///< mean per-sample |g| before normalisation (EMD/LMD), else the mean residual norm
+};
+
+namespace detail {
+
+/// Tangent normalisation g_hat = g / (|g| + c) per sample (spec §4.4) and the gradient of the
+/// stop-gradient loss mean_i |F_i - sg(F_i - g_hat_i)|^2 with respect to F at theta: 2 g_hat / B.
+/// `normalize = false` uses g itself. g, grad_output: [B, D]; norms: [B, 1] scratch.
+template <backend B>
+step_statistics normalized_tangent_gradient(typename B::context& ctx, const typename B::tensor& g, double c,
+                                            bool normalize, typename B::tensor& norms,
+                                            typename B::tensor& grad_output) {
+  const double batch = static_cast<double>(B::shape_of(g).rows);
+  B::reduce_rows(ctx, norms, [](auto v) { return v * v; }, g);
+  B::transform(ctx, norms, [](auto n2) { using std::sqrt; return sqrt(n2); }, norms);
+  step_statistics stats;
+  stats.tangent_norm = static_cast<double>(B::reduce_all(ctx, [](auto n) { return n; }, norms)) / batch;
+  if (normalize) {
+    // norms <- 1 / (|g| + c); loss = mean (|g| / (|g| + c))^2.
+    B::transform(ctx, norms, [c](auto n) { return decltype(n)(1) / (n + decltype(n)(c)); }, norms);
+    B::scale_sum_rows(ctx, grad_output, norms, g);
+    stats.loss = static_cast<double>(B::dot(ctx, grad_output, grad_output)) / batch;
+    B::scale_sum_rows(ctx, grad_output, 2.0 / batch, grad_output);
+  } else {
+    stats.loss = static_cast<double>(B::dot(ctx, g, g)) / batch;
+    B::scale_sum_rows(ctx, grad_output, 2.0 / batch, g);
+  }
+  return stats;
+}
+
+}  // namespace detail
+}  // namespace ayf

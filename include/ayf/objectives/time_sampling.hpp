@@ -1,0 +1,73 @@
+// ayf/objectives/time_sampling.hpp: the (t, s) pair sampler of spec §8.3 (tau ~ N(P_mean, P_std^2),
+// d = sigmoid(tau), s ~ U[0, 1 - d], t = s + d), lambda ~ U[lambda_min, lambda_max] (spec §7), and the
+// training batch x_t = (1 - t) x0 + t eps that every objective starts from.
+#pragma once
+
+#include <cmath>
+
+#include "ayf/core/dual.hpp"
+#include "ayf/core/model.hpp"
+#include "ayf/paths/interpolant.hpp"
+
+namespace ayf {
+
+struct pair_sampler_config {
+  double p_mean = -0.8;        ///< ImageNet-512 value (spec §8.3; medium confidence)
+  double p_std = 1.0;
+  double lambda_min = 1.0;     ///< guidance scale range fed to teacher and student (spec §7)
+  double lambda_max = 3.0;
+  bool consistency = false;    ///< s = 0 and t = d: the continuous consistency baseline (sCD)
+};
+
+namespace detail {
+struct interval_from_normal {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T tau) const { return sigmoid(tau); }
+};
+}  // namespace detail
+
+/// A training batch: noise, times, guidance scale, the interpolant and per-sample scratch.
+template <backend B>
+struct training_batch {
+  typename B::tensor eps, t, s, lambda, x_t, scratch;
+  condition<B> cond(const typename B::tensor* labels) const { return {labels, &lambda}; }
+};
+
+/// Draws eps ~ N(0, I), (t, s) as in spec §8.3 and lambda ~ U[lambda_min, lambda_max] from ctx.rng,
+/// and forms x_t. x0: [B, D].
+template <backend B>
+void sample_training_batch(typename B::context& ctx, const pair_sampler_config& config,
+                           const typename B::tensor& x0, training_batch<B>& batch) {
+  require(config.p_std > 0, "sample_training_batch", "p_std", "a positive standard deviation", config.p_std);
+  require(config.lambda_min <= config.lambda_max, "sample_training_batch", "lambda_max",
+          detail::concat("at least lambda_min = ", config.lambda_min), config.lambda_max);
+  const shape sh = B::shape_of(x0);
+  const shape vec = shape::vector(sh.rows);
+  B::resize(ctx, batch.eps, sh);
+  B::resize(ctx, batch.t, vec);
+  B::resize(ctx, batch.s, vec);
+  B::resize(ctx, batch.lambda, vec);
+  B::resize(ctx, batch.scratch, vec);
+  B::randn(ctx, batch.eps);
+  // d = sigmoid(tau) in batch.t for now.
+  B::randn(ctx, batch.t);
+  B::scale_sum_rows(ctx, batch.t, config.p_std, batch.t);
+  const double mean = config.p_mean;
+  B::transform(ctx, batch.t, [mean](auto tau) { return detail::interval_from_normal{}(tau + decltype(tau)(mean)); },
+               batch.t);
+  if (config.consistency) {
+    B::fill(ctx, batch.s, typename B::scalar(0));
+  } else {
+    // s = u (1 - d), t = s + d.
+    B::rand_uniform(ctx, batch.s);
+    B::transform(ctx, batch.s, [](auto u, auto d) { return u * (decltype(u)(1) - d); }, batch.s, batch.t);
+    B::scale_sum_rows(ctx, batch.t, 1.0, batch.t, 1.0, batch.s);
+    B::transform(ctx, batch.t, [](auto t) { return t < decltype(t)(1) ? t : decltype(t)(1); }, batch.t);  // rounding
+  }
+  B::rand_uniform(ctx, batch.lambda);
+  B::scale_sum_rows(ctx, batch.lambda, config.lambda_max - config.lambda_min, batch.lambda);
+  B::transform(ctx, batch.lambda, [low = config.lambda_min](auto l) { return l + decltype(l)(low); }, batch.lambda);
+  interpolate<B>(ctx, x0, batch.eps, batch.t, batch.x_t, batch.scratch);
+}
+
+}  // namespace ayf
