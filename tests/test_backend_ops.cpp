@@ -614,3 +614,38 @@ TEST_CASE("reduce_all is bitwise the same serial, on oneTBB threads, and on xten
   CHECK(plain != chunked);
   CHECK(std::abs(serial - plain) < 1e-9);
 }
+
+TEMPLATE_TEST_CASE("gemm large enough to split over oneTBB row blocks matches a naive loop and repeats bitwise",
+                   "[backend][gemm][cpu]", ayf::eigen_backend<double>, ayf::eigen_backend<float>) {
+  using B = TestType;
+  using S = typename B::scalar;
+  typename B::context ctx(31);
+  const std::size_t m = 320, n = 144, k = 160;  // m n k > 2^22: the parallel path
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const auto a = random_tensor<B>(ctx, ta ? shape(k, m) : shape(m, k), 101);
+      const auto b = random_tensor<B>(ctx, tb ? shape(n, k) : shape(k, n), 102);
+      auto c = B::make(ctx, shape(m, n));
+      B::gemm(ctx, ta ? ayf::transpose::yes : ayf::transpose::no, tb ? ayf::transpose::yes : ayf::transpose::no, S(1),
+              a.tensor, b.tensor, S(0), c);
+      const auto first = B::to_host(ctx, c);
+      double worst = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+          double expected = 0;
+          for (std::size_t p = 0; p < k; ++p) {
+            expected += a.values[ta ? p * m + i : i * k + p] * b.values[tb ? j * k + p : p * n + j];
+          }
+          worst = std::max(worst, std::abs(static_cast<double>(first[i * n + j]) - expected));
+        }
+      }
+      INFO("ta " << ta << " tb " << tb << " max error " << worst);
+      CHECK(worst < (std::is_same_v<S, float> ? 1e-4 : 1e-12));
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        B::gemm(ctx, ta ? ayf::transpose::yes : ayf::transpose::no, tb ? ayf::transpose::yes : ayf::transpose::no,
+                S(1), a.tensor, b.tensor, S(0), c);
+        CHECK(B::to_host(ctx, c) == first);
+      }
+    }
+  }
+}
