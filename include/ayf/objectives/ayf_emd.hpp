@@ -52,10 +52,8 @@ public:
                                 const training_batch<B>& batch, const typename B::tensor* labels, double iteration) {
     const condition<B> cond = batch.cond(labels);
     teacher(ctx, batch.x_t, batch.t, cond, m_velocity);
-    B::resize(ctx, m_ones, B::shape_of(batch.t));
-    B::fill(ctx, m_ones, typename B::scalar(1));
-    B::resize(ctx, m_zeros, B::shape_of(batch.t));
-    B::fill(ctx, m_zeros, typename B::scalar(0));
+    detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);
+    detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);
     student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_velocity, m_ones, m_zeros, m_f, m_df, m_saved);
     const double r = tangent_warmup(iteration, m_config.warmup_iterations, m_config.r_max);
     B::transform(ctx, m_coefficient, [r](auto t, auto s) { return decltype(t)(r) * (t - s); }, batch.t, batch.s);

@@ -28,12 +28,9 @@ public:
   step_statistics step_on_batch(typename B::context& ctx, Student& student, Teacher& teacher,
                                 const training_batch<B>& batch, const typename B::tensor* labels, double iteration) {
     const condition<B> cond = batch.cond(labels);
-    B::resize(ctx, m_ones, B::shape_of(batch.t));
-    B::fill(ctx, m_ones, typename B::scalar(1));
-    B::resize(ctx, m_zeros, B::shape_of(batch.t));
-    B::fill(ctx, m_zeros, typename B::scalar(0));
-    B::resize(ctx, m_zero_x, B::shape_of(batch.x_t));
-    B::fill(ctx, m_zero_x, typename B::scalar(0));
+    detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);
+    detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);
+    detail::fill_like<B>(ctx, m_zero_x, batch.x_t, 0.0);
     student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_zero_x, m_zeros, m_ones, m_f, m_df, m_saved);
     // f- = x_t + (s - t) F-, then the teacher at (f-, s).
     B::transform(ctx, m_coefficient, [](auto t, auto s) { return s - t; }, batch.t, batch.s);

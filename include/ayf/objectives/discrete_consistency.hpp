@@ -52,11 +52,8 @@ public:
     B::scale_sum_rows(ctx, m_residual, 1.0, batch.x_t, m_step, m_f, -1.0, m_target);
     B::transform(ctx, m_step, [](auto t, auto s) { return decltype(t)(1) / (s - t); }, batch.t, batch.s);
     B::scale_sum_rows(ctx, m_residual, m_step, m_residual);  // sqrt(w) (f - target), signed by (s - t)
-    const double batch_size = static_cast<double>(B::shape_of(batch.x_t).rows);
-    step_statistics stats;
-    stats.loss = static_cast<double>(B::dot(ctx, m_residual, m_residual)) / batch_size;
-    stats.tangent_norm = std::sqrt(stats.loss) / eps;
-    B::scale_sum_rows(ctx, m_residual, 2.0 / batch_size, m_residual);
+    step_statistics stats = detail::squared_error_gradient<B>(ctx, m_residual);
+    stats.tangent_norm /= eps;  // |f - target| / eps estimates |df/dt|
     student.backward(ctx, m_saved, m_residual);
     return stats;
   }

@@ -37,11 +37,7 @@ public:
     conditional_velocity<B>(ctx, x0, m_eps, m_target);
     model.forward(ctx, m_x_t, m_t, m_t, condition<B>{labels, nullptr}, m_out, m_saved);
     B::scale_sum_rows(ctx, m_residual, 1.0, m_out, -1.0, m_target);
-    const double batch = static_cast<double>(sh.rows);
-    step_statistics stats;
-    stats.loss = static_cast<double>(B::dot(ctx, m_residual, m_residual)) / batch;
-    stats.tangent_norm = std::sqrt(stats.loss);
-    B::scale_sum_rows(ctx, m_residual, 2.0 / batch, m_residual);
+    const step_statistics stats = detail::squared_error_gradient<B>(ctx, m_residual);
     model.backward(ctx, m_saved, m_residual);
     return stats;
   }

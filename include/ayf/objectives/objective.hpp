@@ -30,6 +30,25 @@ struct step_statistics {
 
 namespace detail {
 
+/// `out` with the shape of `like` and every element `value` (resized once, then reused).
+template <backend B>
+void fill_like(typename B::context& ctx, typename B::tensor& out, const typename B::tensor& like, double value) {
+  B::resize(ctx, out, B::shape_of(like));
+  B::fill(ctx, out, static_cast<typename B::scalar>(value));
+}
+
+/// For L = mean_i |r_i|^2 over the rows of `residual` ([B, D]): the loss, its root as the
+/// statistic, and dL/dF = 2 r / B written over `residual`.
+template <backend B>
+step_statistics squared_error_gradient(typename B::context& ctx, typename B::tensor& residual) {
+  const double batch = static_cast<double>(B::shape_of(residual).rows);
+  step_statistics stats;
+  stats.loss = static_cast<double>(B::dot(ctx, residual, residual)) / batch;
+  stats.tangent_norm = std::sqrt(stats.loss);
+  B::scale_sum_rows(ctx, residual, 2.0 / batch, residual);
+  return stats;
+}
+
 /// Tangent normalisation g_hat = g / (|g| + c) per sample (spec §4.4) and the gradient of the
 /// stop-gradient loss mean_i |F_i - sg(F_i - g_hat_i)|^2 with respect to F at theta: 2 g_hat / B.
 /// `normalize = false` uses g itself. g, grad_output: [B, D]; norms: [B, 1] scratch.

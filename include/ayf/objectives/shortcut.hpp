@@ -49,11 +49,7 @@ public:
     B::scale_sum_rows(ctx, m_target, m_mask, m_velocity, m_rest, m_first, m_rest, m_second);
     student.forward(ctx, m_batch.x_t, m_batch.t, m_s, cond, m_f, m_saved);
     B::scale_sum_rows(ctx, m_residual, 1.0, m_f, -1.0, m_target);
-    const double batch = static_cast<double>(n);
-    step_statistics stats;
-    stats.loss = static_cast<double>(B::dot(ctx, m_residual, m_residual)) / batch;
-    stats.tangent_norm = std::sqrt(stats.loss);
-    B::scale_sum_rows(ctx, m_residual, 2.0 / batch, m_residual);
+    const step_statistics stats = detail::squared_error_gradient<B>(ctx, m_residual);
     student.backward(ctx, m_saved, m_residual);
     return stats;
   }
