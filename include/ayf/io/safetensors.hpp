@@ -477,7 +477,10 @@ inline std::string serialize_safetensors(const std::vector<safetensors_tensor>& 
     header += ":{\"dtype\":\"";
     header += safetensors_detail::name_of(t->dtype);
     header += "\",\"shape\":[";
-    for (std::size_t k = 0; k < t->shape.size(); ++k) header += (k ? "," : "") + std::to_string(t->shape[k]);
+    for (std::size_t k = 0; k < t->shape.size(); ++k) {
+      if (k > 0) header += ',';
+      header += std::to_string(t->shape[k]);
+    }
     header += "],\"data_offsets\":[" + std::to_string(offset) + ",";
     offset += t->bytes.size();
     header += std::to_string(offset) + "]}";
