@@ -185,8 +185,8 @@ void train_stage(const options& o, const dataset& d, const std::string& name, mo
     fill_batch(ctx, d, data_seed, it, o.batch, dropout, x, labels);
     model.parameters().zero_gradients(ctx);
     const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
-    const double norm = opt.step(ctx, model.parameters());
-    progress.update(it, stats.loss, norm);
+    opt.step(ctx, model.parameters());
+    progress.update(it, stats.loss, stats.tangent_norm);
     if (it % o.checkpoint_every == 0 || it == steps) {
       state.iteration = it;
       ayf::train::save_checkpoint<B>(ckpt, ctx, state);

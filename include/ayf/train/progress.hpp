@@ -36,21 +36,21 @@ public:
       : m_label(std::move(label)), m_total(total), m_every(every), m_os(&os), m_first(first_step),
         m_last_step(first_step), m_start(clock::now()), m_last_time(m_start) {}
 
-  /// Records step `step` (1-based) with its loss and gradient norm; prints when due.
-  void update(std::uint64_t step, double loss, double gradient_norm) {
+  /// Records step `step` (1-based) with its loss and tangent norm |g| (spec §4.4); prints when due.
+  void update(std::uint64_t step, double loss, double tangent_norm) {
     m_loss += loss;
-    m_norm += gradient_norm;
+    m_norm += tangent_norm;
     ++m_count;
     if ((m_every != 0 && step % m_every == 0) || step == m_total) print(step);
   }
 
   /// The line of `step` (without printing).
-  [[nodiscard]] std::string line(std::uint64_t step, double loss, double gradient_norm, double rate) const {
+  [[nodiscard]] std::string line(std::uint64_t step, double loss, double tangent_norm, double rate) const {
     const double eta = rate > 0 ? static_cast<double>(m_total > step ? m_total - step : 0) / rate : 0.0;
     char buffer[256];
     std::snprintf(buffer, sizeof buffer, "%s%sstep %llu/%llu  loss %.4f  |g| %.3f  %.1f steps/s  ETA %s",
                   m_label.c_str(), m_label.empty() ? "" : " ", static_cast<unsigned long long>(step),
-                  static_cast<unsigned long long>(m_total), loss, gradient_norm, rate, format_duration(eta).c_str());
+                  static_cast<unsigned long long>(m_total), loss, tangent_norm, rate, format_duration(eta).c_str());
     return buffer;
   }
 
