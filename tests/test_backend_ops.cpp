@@ -271,6 +271,80 @@ TEMPLATE_TEST_CASE("reduce_rows sums a functor along each row", "[backend][cpu]"
   expect([&](std::size_t k) { return a.values[k] * b.values[k] * c.values[k]; });
 }
 
+namespace {
+/// im2col of a channels-last [B, H*W*C] image for a 3x3 convolution with zero padding:
+/// row (b, y, x), column (ky, kx, c) reads pixel (y + ky - 1, x + kx - 1), channel c, or 0.
+struct im2col_map {
+  std::int64_t h, w, c;
+  std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t col = i % (9 * c), row = i / (9 * c);
+    const std::int64_t ch = col % c, kx = (col / c) % 3, ky = col / (3 * c);
+    const std::int64_t x = row % w + kx - 1, y = (row / w) % h + ky - 1, b = row / (h * w);
+    if (x < 0 || x >= w || y < 0 || y >= h) return -1;
+    return ((b * h + y) * w + x) * c + ch;
+  }
+};
+/// Its adjoint as a gather: pixel (b, y, x, c) sums the 9 im2col entries that read it.
+struct col2im_map {
+  std::int64_t h, w, c;
+  std::int64_t operator()(std::int64_t i, std::int64_t r) const {
+    const std::int64_t ch = i % c, x = (i / c) % w, y = (i / (c * w)) % h, b = i / (c * w * h);
+    const std::int64_t ky = r / 3, kx = r % 3;
+    const std::int64_t ys = y - ky + 1, xs = x - kx + 1;
+    if (xs < 0 || xs >= w || ys < 0 || ys >= h) return -1;
+    return ((b * h + ys) * w + xs) * (9 * c) + (ky * 3 + kx) * c + ch;
+  }
+};
+}  // namespace
+
+TEMPLATE_TEST_CASE("gather and gather_sum compute im2col and its adjoint", "[backend][cpu]",
+                   AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(4);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const std::int64_t batch = 3, h = 5, w = 4, c = 2;
+  const shape image(batch, h * w * c), columns(batch * h * w, 9 * c);
+  const auto x = random_tensor<B>(ctx, image, 31);
+  const auto u = random_tensor<B>(ctx, columns, 32);
+  auto cols = B::make(ctx, shape(1, 1));
+  B::gather(ctx, cols, columns, x.tensor, im2col_map{h, w, c});
+  REQUIRE(B::shape_of(cols) == columns);
+  const auto got = B::to_host(ctx, cols);
+  std::size_t zeros = 0;
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t xx = 0; xx < w; ++xx)
+        for (std::int64_t ky = 0; ky < 3; ++ky)
+          for (std::int64_t kx = 0; kx < 3; ++kx)
+            for (std::int64_t ch = 0; ch < c; ++ch) {
+              const std::int64_t sy = y + ky - 1, sx = xx + kx - 1;
+              const double want = (sy < 0 || sy >= h || sx < 0 || sx >= w)
+                                      ? 0.0
+                                      : x.values[static_cast<std::size_t>(((b * h + sy) * w + sx) * c + ch)];
+              const auto k = static_cast<std::size_t>((((b * h + y) * w + xx) * 9 + ky * 3 + kx) * c + ch);
+              zeros += want == 0.0;
+              REQUIRE(static_cast<double>(got[k]) == want);
+            }
+  CHECK(zeros == static_cast<std::size_t>(batch * c * (2 * (w * 3) + 2 * (h * 3) - 4)));
+
+  // <im2col(x), u> = <x, col2im(u)>.
+  auto back = B::make(ctx, shape(1, 1));
+  B::gather_sum(ctx, back, image, u.tensor, col2im_map{h, w, c}, 9);
+  REQUIRE(B::shape_of(back) == image);
+  const auto adj = B::to_host(ctx, back);
+  double lhs = 0, rhs = 0, magnitude = 0;
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    lhs += static_cast<double>(got[k]) * u.values[k];
+    magnitude += std::abs(static_cast<double>(got[k]) * u.values[k]);
+  }
+  for (std::size_t k = 0; k < adj.size(); ++k) rhs += x.values[k] * static_cast<double>(adj[k]);
+  CHECK(ayf_test::close<tol>(rhs, lhs, magnitude));
+
+  CHECK_THROWS_WITH(B::gather_sum(ctx, back, image, u.tensor, col2im_map{h, w, c}, -1),
+                    Contains("taps"));
+}
+
 TEMPLATE_TEST_CASE("reduce_all and dot sum over every element", "[backend][cpu]",
                    AYF_HOST_BACKENDS) {
   using B = TestType;

@@ -152,6 +152,37 @@ struct host_backend {
     });
   }
 
+  // ---- index maps --------------------------------------------------------------------------
+  /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0) for every i of `out_shape`:
+  /// im2col, resampling, concatenation, broadcasting. out is resized to out_shape.
+  template <class Out, class In, class Map>
+  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map) {
+    static_assert(is_operand<In>, "gather: the input must be a tensor or view");
+    require_no_resized_alias("gather", out, out_shape, in);
+    resize(ctx, out, out_shape);
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    ctx.executor.for_blocks(out_shape.size(), 4, [&](std::size_t b, std::size_t e) {
+      host_kernels::gather(b, e, o, x, map);
+    });
+  }
+
+  /// out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped), r in order: the adjoint of a gather
+  /// written as a gather (col2im, the gradient of resampling), deterministic without atomics.
+  template <class Out, class In, class Map>
+  static void gather_sum(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
+                         std::int64_t taps) {
+    static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
+    require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
+    require_no_resized_alias("gather_sum", out, out_shape, in);
+    resize(ctx, out, out_shape);
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    ctx.executor.for_blocks(out_shape.size(), static_cast<std::size_t>(taps) + 1, [&](std::size_t b, std::size_t e) {
+      host_kernels::gather_sum(b, e, o, x, map, taps);
+    });
+  }
+
   // ---- reductions ----------------------------------------------------------------------------
   /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1].
   template <class Out, class F, class... In>

@@ -59,6 +59,28 @@ void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S
   }
 }
 
+/// out[i] = in[map(i)], or 0 where map(i) < 0 (padding), for i in [begin, end).
+template <class S, class Map>
+void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map) {
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::int64_t k = map(static_cast<std::int64_t>(i));
+    out[i] = k < 0 ? S(0) : in[k];
+  }
+}
+
+/// out[i] = sum_{r < taps} in[map(i, r)] (terms with map < 0 skipped), r in order.
+template <class S, class Map>
+void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::int64_t taps) {
+  for (std::size_t i = begin; i < end; ++i) {
+    S acc = S(0);
+    for (std::int64_t r = 0; r < taps; ++r) {
+      const std::int64_t k = map(static_cast<std::int64_t>(i), r);
+      if (k >= 0) acc += in[k];
+    }
+    out[i] = acc;
+  }
+}
+
 /// Sum of f over chunk `chunk` of a flat array of n elements, accumulated in double.
 template <class F, class... In>
 double reduce_chunk_sum(std::size_t chunk, std::size_t n, const F& f, const In*... in) {
