@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -58,7 +59,10 @@ struct options {
   std::uint64_t teacher_steps = 6000, weak_steps = 1500, student_steps = 3000;
   std::size_t eval_samples = 8000, mmd_samples = 2000;
   double lr = 1e-3, student_lr = 2e-4, warmup = 2000, lr_warmup = 200;
-  double label_dropout = 0.1, inference_lambda = 2.0;
+  double label_dropout = 0.1, inference_lambda = 2.0, ema = 0.999;
+  std::vector<double> lambda_range{1.0, 3.0};
+  double pair_mean = -1.5, pair_std = 1.5;  // wider than ImageNet's -0.8, 1.0: 64-step intervals are trained too
+  std::string methods = "ayf_emd,ayf_lmd,scd,shortcut";
   std::uint64_t checkpoint_every = 1000, progress_every = 500;
   std::string steps_list = "1,2,4,8,16,64";
   bool resume = false;
@@ -159,7 +163,7 @@ std::uint64_t name_hash(const std::string& s) {
 /// DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and skipped.
 template <class Step>
 void train_stage(const options& o, const dataset& d, const std::string& name, model_t& model, double lr,
-                 double dropout, std::uint64_t steps, Step&& step) {
+                 double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
   const fs::path ckpt = fs::path(o.out) / "checkpoints" / (name + ".safetensors");
   typename B::context ctx(o.seed ^ name_hash(name));
   ayf::nn::adam_config ac;
@@ -167,13 +171,21 @@ void train_stage(const options& o, const dataset& d, const std::string& name, mo
   ac.warmup_steps = static_cast<std::uint64_t>(o.lr_warmup);
   ac.clip_norm = 1.0;
   ayf::nn::adam<B> opt(ctx, model.parameters(), ac);
-  auto state = ayf::train::make_training_state<B>(model, &opt, nullptr, name);
+  std::optional<ayf::nn::exponential_moving_average<B>> ema;
+  if (ema_decay > 0) ema.emplace(ctx, model.parameters(), ema_decay);
+  auto state = ayf::train::make_training_state<B>(model, &opt, ema ? &*ema : nullptr, name);
+  if (ema) state.config["ema"] = std::to_string(ema_decay);
+  // The model leaves with the EMA weights when there is an average (they are what is sampled).
+  auto finish = [&] {
+    if (ema) B::copy(ctx, ema->average(), model.parameters().values);
+  };
   state.config["steps"] = std::to_string(steps);
   state.config["batch"] = std::to_string(o.batch);
   if (o.resume && fs::exists(ckpt)) {
     ayf::train::load_checkpoint<B>(ckpt, ctx, state);
     if (state.iteration >= steps) {
       std::cerr << name << ": finished stage loaded from " << ckpt.string() << "\n";
+      finish();
       return;
     }
     std::cerr << name << ": resuming at step " << state.iteration << "\n";
@@ -186,12 +198,14 @@ void train_stage(const options& o, const dataset& d, const std::string& name, mo
     model.parameters().zero_gradients(ctx);
     const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
     opt.step(ctx, model.parameters());
+    if (ema) ema->update(ctx, model.parameters());
     progress.update(it, stats.loss, stats.tangent_norm);
     if (it % o.checkpoint_every == 0 || it == steps) {
       state.iteration = it;
       ayf::train::save_checkpoint<B>(ckpt, ctx, state);
     }
   }
+  finish();
 }
 
 struct result_row {
@@ -249,6 +263,13 @@ int main(int argc, char** argv) {
   app.add_option("--student-lr", o.student_lr, "student learning rate")->capture_default_str();
   app.add_option("--tangent-warmup", o.warmup, "H of r = min(0.99, it / H) (spec §8.2)")->capture_default_str();
   app.add_option("--inference-lambda", o.inference_lambda, "guidance scale at sampling")->capture_default_str();
+  app.add_option("--lambda-range", o.lambda_range, "guidance scales lambda ~ U[min, max] seen by the students in training")
+      ->expected(2)->capture_default_str();
+  app.add_option("--pair-mean", o.pair_mean, "P_mean of the logit-normal interval t - s (spec §8.3)")->capture_default_str();
+  app.add_option("--pair-std", o.pair_std, "P_std of the logit-normal interval t - s")->capture_default_str();
+  app.add_option("--ema", o.ema, "EMA decay of the students' weights, which are sampled (0: off)")->capture_default_str();
+  app.add_option("--methods", o.methods, "students to distil: comma-separated subset of ayf_emd, ayf_lmd, scd, shortcut")
+      ->capture_default_str();
   app.add_option("--sample-steps", o.steps_list, "comma-separated step counts")->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
   app.add_option("--progress-every", o.progress_every, "steps between progress lines")->capture_default_str();
@@ -259,6 +280,9 @@ int main(int argc, char** argv) {
     const auto t_start = std::chrono::steady_clock::now();
     if (o.batch == 0 || o.eval_samples < 2 || o.width == 0 || o.weak_width == 0) {
       throw ayf::error("toy2d: --batch, --width, --weak-width must be positive and --eval-samples >= 2");
+    }
+    if (!(o.lambda_range[0] <= o.lambda_range[1]) || !(o.ema >= 0 && o.ema < 1)) {
+      throw ayf::error("toy2d: --lambda-range expected min <= max and --ema a decay in [0, 1)");
     }
     o.checkpoint_every = std::max<std::uint64_t>(1, o.checkpoint_every);
     std::vector<std::size_t> step_counts;
@@ -293,12 +317,12 @@ int main(int argc, char** argv) {
     const double dropout = labelled ? o.label_dropout : 0.0;
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, "teacher", teacher, o.lr, dropout, o.teacher_steps,
+      train_stage(o, d, "teacher", teacher, o.lr, dropout, o.teacher_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, teacher, x, y); });
     }
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, "weak", weak, o.lr, dropout, o.weak_steps,
+      train_stage(o, d, "weak", weak, o.lr, dropout, o.weak_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, weak, x, y); });
     }
     auto guided = ayf::make_autoguided_velocity<B>(teacher, weak, o.inference_lambda);
@@ -309,41 +333,58 @@ int main(int argc, char** argv) {
     sc.embed_lambda = true;
     ayf::ayf_emd_config ec;
     ec.warmup_iterations = o.warmup;
+    ec.pairs.lambda_min = o.lambda_range[0];
+    ec.pairs.lambda_max = o.lambda_range[1];
+    ec.pairs.p_mean = o.pair_mean;
+    ec.pairs.p_std = o.pair_std;
     ayf::ayf_emd_config scd_config = ec;
     scd_config.pairs.consistency = true;
 
+    std::set<std::string> methods;
+    {
+      std::stringstream ss(o.methods);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        if (item != "ayf_emd" && item != "ayf_lmd" && item != "scd" && item != "shortcut") {
+          throw ayf::error("toy2d: --methods expected a subset of ayf_emd, ayf_lmd, scd, shortcut, received '" + item + "'");
+        }
+        methods.insert(item);
+      }
+    }
     std::map<std::string, model_t> students;
     auto make_student = [&](const std::string& name) -> model_t& {
       return students.emplace(name, model_t::from_teacher(ctx, teacher, sc)).first->second;
     };
-    {
+    if (methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_emd", s, o.student_lr, 0.0, o.student_steps,
+      train_stage(o, d, "ayf_emd", s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
-    {
+    if (methods.contains("ayf_lmd")) {
       auto& s = make_student("ayf_lmd");
       ayf::ayf_lmd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_lmd", s, o.student_lr, 0.0, o.student_steps,
+      train_stage(o, d, "ayf_lmd", s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
-    {
+    if (methods.contains("scd")) {
       auto& s = make_student("scd");
       ayf::ayf_emd<B, model_t> obj(scd_config);
-      train_stage(o, d, "scd", s, o.student_lr, 0.0, o.student_steps,
+      train_stage(o, d, "scd", s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
-    {
+    if (methods.contains("shortcut")) {
       auto& s = make_student("shortcut");
-      ayf::shortcut<B, model_t> obj;
-      train_stage(o, d, "shortcut", s, o.student_lr, 0.0, o.student_steps,
+      ayf::shortcut_config shc;
+      shc.pairs = ec.pairs;
+      ayf::shortcut<B, model_t> obj(shc);
+      train_stage(o, d, "shortcut", s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
-    if (labelled) {
+    if (labelled && methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd_cfg");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_emd_cfg", s, o.student_lr, 0.0, o.student_steps,
+      train_stage(o, d, "ayf_emd_cfg", s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, cfg_guided, x, y, it); });
     }
     const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -416,12 +457,12 @@ int main(int argc, char** argv) {
           evaluate(method, guidance, k, g, [&](auto& c, B::tensor& x) { ayf::gamma_sample<B>(c, flow, x, grid, g, cond); });
         }
       }
-      {
+      if (students.contains("scd")) {
         auto flow = ayf::make_euler_flow_map<B>(students.at("scd"));
         auto cm = ayf::as_consistency_model<B>(flow);
         evaluate("scd", "autoguidance", k, 1.0, [&](auto& c, B::tensor& x) { ayf::consistency_multistep_sample<B>(c, cm, x, grid, cond); });
       }
-      {
+      if (students.contains("shortcut")) {
         auto flow = ayf::make_euler_flow_map<B>(students.at("shortcut"));
         evaluate("shortcut", "autoguidance", k, 0, [&](auto& c, B::tensor& x) { ayf::flow_map_sample<B>(c, flow, x, grid, cond); });
       }
