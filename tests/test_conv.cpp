@@ -354,3 +354,28 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
   }
   REQUIRE_THROWS_WITH(ayf::nn::concat_channels<B>(ia, image_shape{2, 2, 3}), Catch::Contains("'b'"));
 }
+
+TEST_CASE("fast_divisor divides exactly like the hardware division", "[nn][conv][cpu]") {
+  using ayf::nn::detail::fast_divisor;
+  std::vector<std::int64_t> divisors{1, 2, 3, 5, 7, 9, 10, 27, 64, 288, 784, 1000003, (std::int64_t{1} << 31) - 1,
+                                     std::int64_t{1} << 31, (std::int64_t{1} << 31) + 1, std::int64_t{1} << 40};
+  std::vector<std::int64_t> numerators{0, 1, 2, 63, 64, 65, 1000, (std::int64_t{1} << 31) - 2,
+                                       (std::int64_t{1} << 31) - 1, std::int64_t{1} << 31, std::int64_t{1} << 45};
+  for (int k = 0; k < 2000; ++k) {
+    divisors.push_back(1 + static_cast<std::int64_t>(ayf::philox_uniform(5, static_cast<std::uint64_t>(2 * k)) * 5e4));
+    numerators.push_back(static_cast<std::int64_t>(ayf::philox_uniform(5, static_cast<std::uint64_t>(2 * k + 1)) * 2.147e9));
+  }
+  std::size_t mismatches = 0;
+  for (std::int64_t d : divisors) {
+    const fast_divisor f(d);
+    for (std::int64_t n : numerators) mismatches += f.div(n) != n / d;
+    for (std::int64_t q = 0; q < 5; ++q) {  // multiples and their neighbours
+      const std::int64_t n = q * d;
+      mismatches += f.div(n) != q;
+      if (n > 0) mismatches += f.div(n - 1) != (n - 1) / d;
+      mismatches += f.div(n + 1) != (n + 1) / d;
+    }
+  }
+  CHECK(mismatches == 0);
+  REQUIRE_THROWS_WITH(fast_divisor(0), Catch::Contains("'divisor'"));
+}

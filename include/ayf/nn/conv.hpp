@@ -51,14 +51,47 @@ typename B::view ones(typename B::context& ctx, workspace<B>& ws, const shape& s
   return B::slice(ctx, ws.ones, 0, sh);
 }
 
+/// Division by a fixed divisor d >= 1 as a multiply and a shift: with l = ceil(log2 d), s = 31 + l
+/// and m = ceil(2^s / d), floor(n m / 2^s) = floor(n / d) for every 0 <= n < 2^31 (Granlund and
+/// Montgomery; Hacker's Delight 10-9); larger n (or d > 2^31) use the hardware division. The index
+/// maps below divide every element's index several times; this keeps them off the slow 64-bit divide.
+struct fast_divisor {
+  std::uint64_t d = 1, magic = std::uint64_t{1} << 31, limit = std::uint64_t{1} << 31;
+  unsigned shift = 31;
+
+  fast_divisor() = default;
+  explicit fast_divisor(std::int64_t divisor) : d(static_cast<std::uint64_t>(divisor)) {
+    require(divisor >= 1, "fast_divisor", "divisor", "at least 1", divisor);
+    if (d > (std::uint64_t{1} << 31)) {
+      limit = 0;  // always the hardware division
+      return;
+    }
+    unsigned l = 0;
+    while ((std::uint64_t{1} << l) < d) ++l;
+    shift = 31 + l;
+    magic = ((std::uint64_t{1} << shift) + d - 1) / d;
+  }
+  /// n / d for n >= 0.
+  AYF_HOST_DEVICE std::int64_t div(std::int64_t n) const {
+    const auto u = static_cast<std::uint64_t>(n);
+    return static_cast<std::int64_t>(u < limit ? (u * magic) >> shift : u / d);
+  }
+};
+
 /// im2col: row (b, y, x) of the [R*H*W, k*k*C] column matrix holds the k x k neighbourhood of
 /// pixel (y, x), tap-major then channel; -1 (a zero) outside the image.
 struct im2col_map {
   std::int64_t h, w, c, k;
+  fast_divisor by_c, by_taps, by_w, by_h, by_k;
+  im2col_map(std::int64_t h_, std::int64_t w_, std::int64_t c_, std::int64_t k_)
+      : h(h_), w(w_), c(c_), k(k_), by_c(c_), by_taps(k_ * k_), by_w(w_), by_h(h_), by_k(k_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t ch = i % c, tap = (i / c) % (k * k), pixel = i / (c * k * k);
-    const std::int64_t x = pixel % w, y = (pixel / w) % h, b = pixel / (w * h);
-    const std::int64_t ys = y + tap / k - k / 2, xs = x + tap % k - k / 2;
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t pixel = by_taps.div(q), tap = q - pixel * k * k;
+    const std::int64_t row = by_w.div(pixel), x = pixel - row * w;
+    const std::int64_t b = by_h.div(row), y = row - b * h;
+    const std::int64_t ky = by_k.div(tap), kx = tap - ky * k;
+    const std::int64_t ys = y + ky - k / 2, xs = x + kx - k / 2;
     if (ys < 0 || ys >= h || xs < 0 || xs >= w) return -1;
     return ((b * h + ys) * w + xs) * c + ch;
   }
@@ -68,9 +101,15 @@ struct im2col_map {
 /// entries that read it, tap r = (ky, kx) at output pixel (y - ky + k/2, x - kx + k/2).
 struct col2im_map {
   std::int64_t h, w, c, k;
+  fast_divisor by_c, by_w, by_h, by_k;
+  col2im_map(std::int64_t h_, std::int64_t w_, std::int64_t c_, std::int64_t k_)
+      : h(h_), w(w_), c(c_), k(k_), by_c(c_), by_w(w_), by_h(h_), by_k(k_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    const std::int64_t ch = i % c, x = (i / c) % w, y = (i / (c * w)) % h, b = i / (c * w * h);
-    const std::int64_t yo = y - r / k + k / 2, xo = x - r % k + k / 2;
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t row = by_w.div(q), x = q - row * w;
+    const std::int64_t b = by_h.div(row), y = row - b * h;
+    const std::int64_t ky = by_k.div(r), kx = r - ky * k;
+    const std::int64_t yo = y - ky + k / 2, xo = x - kx + k / 2;
     if (yo < 0 || yo >= h || xo < 0 || xo >= w) return -1;
     return ((b * h + yo) * w + xo) * (k * k * c) + r * c + ch;
   }
@@ -175,13 +214,13 @@ private:
     const shape sh(rows * m_in.pixels(), fan_in());
     auto cols = detail::scratch<B>(ctx, ws.cols, sh);
     B::gather(ctx, cols, sh, x,
-              detail::im2col_map{static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-                                 static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel)});
+              detail::im2col_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
+                                 static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel)));
     return cols;
   }
   [[nodiscard]] detail::col2im_map col2im() const {
-    return {static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-            static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel)};
+    return detail::col2im_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
+                              static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel));
   }
 
   image_shape m_in{}, m_out{};

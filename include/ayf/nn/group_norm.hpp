@@ -18,27 +18,40 @@ namespace detail {
 /// of group g of sample b. `offset` skips leading elements (the primal rows of a stacked input).
 struct image_to_group_map {
   std::int64_t p, c, g, offset;
+  fast_divisor by_m, by_g, by_cg;
+  image_to_group_map(std::int64_t p_, std::int64_t c_, std::int64_t g_, std::int64_t offset_)
+      : p(p_), c(c_), g(g_), offset(offset_), by_m(p_ * (c_ / g_)), by_g(g_), by_cg(c_ / g_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
     const std::int64_t cg = c / g, m = p * cg;
-    const std::int64_t row = i / m, j = i % m;
-    return offset + (row / g) * p * c + (j / cg) * c + (row % g) * cg + j % cg;
+    const std::int64_t row = by_m.div(i), j = i - row * m;
+    const std::int64_t b = by_g.div(row), group = row - b * g;
+    const std::int64_t pixel = by_cg.div(j), ch = j - pixel * cg;
+    return offset + b * p * c + pixel * c + group * cg + ch;
   }
 };
 
 /// The inverse: group rows [R*G, M] back to the image [R, P*C].
 struct group_to_image_map {
   std::int64_t p, c, g;
+  fast_divisor by_c, by_p, by_cg;
+  group_to_image_map(std::int64_t p_, std::int64_t c_, std::int64_t g_)
+      : p(p_), c(c_), g(g_), by_c(c_), by_p(p_), by_cg(c_ / g_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
     const std::int64_t cg = c / g, m = p * cg;
-    const std::int64_t ch = i % c, pixel = (i / c) % p, b = i / (p * c);
-    return (b * g + ch / cg) * m + pixel * cg + ch % cg;
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t b = by_p.div(q), pixel = q - b * p;
+    const std::int64_t group = by_cg.div(ch);
+    return (b * g + group) * m + pixel * cg + ch - group * cg;
   }
 };
 
 /// A [1, C] row broadcast to every pixel of every sample: i -> i mod C.
 struct channel_broadcast_map {
-  std::int64_t c;
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const { return i % c; }
+  fast_divisor by_c;
+  explicit channel_broadcast_map(std::int64_t c) : by_c(c) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    return i - by_c.div(i) * static_cast<std::int64_t>(by_c.d);
+  }
 };
 
 struct scaled_value {
@@ -143,7 +156,7 @@ public:
     // y = gamma xhat + beta (beta on the primal rows only).
     auto gamma = detail::scratch<B>(ctx, ws.image_b, shape(rows, pc));
     B::gather(ctx, gamma, shape(rows, pc), params.value(ctx, m_gamma),
-              detail::channel_broadcast_map{static_cast<std::int64_t>(c)});
+              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
     B::transform(ctx, y, detail::product{}, y, gamma);
     B::gemm(ctx, transpose::no, transpose::no, scalar(1), detail::ones<B>(ctx, ws, shape(n * p, 1)),
             params.value(ctx, m_beta), scalar(1), B::slice(ctx, y, 0, shape(n * p, c)));
@@ -172,7 +185,7 @@ public:
     // gamma dy in the image layout, then in group rows, projected, and back.
     auto scaled = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
     B::gather(ctx, scaled, shape(n, pc), params.value(ctx, m_gamma),
-              detail::channel_broadcast_map{static_cast<std::int64_t>(c)});
+              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
     B::transform(ctx, scaled, detail::product{}, grad_y, scaled);
     auto v = detail::scratch<B>(ctx, ws.image_b, shape(n * g, m));
     B::gather(ctx, v, shape(n * g, m), scaled, to_group(0));
@@ -195,12 +208,13 @@ private:
   }
 
   [[nodiscard]] detail::image_to_group_map to_group(std::int64_t offset) const {
-    return {static_cast<std::int64_t>(m_image.pixels()), static_cast<std::int64_t>(m_image.channels),
-            static_cast<std::int64_t>(m_groups), offset};
+    return detail::image_to_group_map(static_cast<std::int64_t>(m_image.pixels()),
+                                      static_cast<std::int64_t>(m_image.channels),
+                                      static_cast<std::int64_t>(m_groups), offset);
   }
   [[nodiscard]] detail::group_to_image_map to_image() const {
-    return {static_cast<std::int64_t>(m_image.pixels()), static_cast<std::int64_t>(m_image.channels),
-            static_cast<std::int64_t>(m_groups)};
+    return detail::group_to_image_map(static_cast<std::int64_t>(m_image.pixels()),
+                                      static_cast<std::int64_t>(m_image.channels), static_cast<std::int64_t>(m_groups));
   }
 
   image_shape m_image{};

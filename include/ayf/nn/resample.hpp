@@ -15,8 +15,13 @@ namespace detail {
 /// Nearest 2x upsampling from an h x w x c image: fine pixel (Y, X) reads coarse pixel (Y/2, X/2).
 struct nearest_up_map {
   std::int64_t h, w, c;
+  fast_divisor by_c, by_2w, by_2h;
+  nearest_up_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
+      : h(h_), w(w_), c(c_), by_c(c_), by_2w(2 * w_), by_2h(2 * h_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t ch = i % c, x = (i / c) % (2 * w), y = (i / (2 * w * c)) % (2 * h), b = i / (4 * h * w * c);
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t row = by_2w.div(q), x = q - row * 2 * w;
+    const std::int64_t b = by_2h.div(row), y = row - b * 2 * h;
     return ((b * h + y / 2) * w + x / 2) * c + ch;
   }
 };
@@ -25,8 +30,13 @@ struct nearest_up_map {
 /// pixel (2y + r/2, 2x + r%2). The adjoint of nearest_up_map.
 struct block_sum_map {
   std::int64_t h, w, c;
+  fast_divisor by_c, by_w, by_h;
+  block_sum_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
+      : h(h_), w(w_), c(c_), by_c(c_), by_w(w_), by_h(h_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    const std::int64_t ch = i % c, x = (i / c) % w, y = (i / (w * c)) % h, b = i / (h * w * c);
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t row = by_w.div(q), x = q - row * w;
+    const std::int64_t b = by_h.div(row), y = row - b * h;
     return ((b * 2 * h + 2 * y + r / 2) * 2 * w + 2 * x + r % 2) * c + ch;
   }
 };
@@ -35,18 +45,24 @@ struct block_sum_map {
 /// ([R, P*Cb], starting at element offset_b).
 struct concat_map {
   std::int64_t p, ca, cb, offset_b;
+  fast_divisor by_ct;
+  concat_map(std::int64_t p_, std::int64_t ca_, std::int64_t cb_, std::int64_t offset_b_)
+      : p(p_), ca(ca_), cb(cb_), offset_b(offset_b_), by_ct(ca_ + cb_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t ct = ca + cb, ch = i % ct, pixel = (i / ct) % p, b = i / (p * ct);
-    return ch < ca ? (b * p + pixel) * ca + ch : offset_b + (b * p + pixel) * cb + ch - ca;
+    const std::int64_t pixel = by_ct.div(i), ch = i - pixel * (ca + cb);  // pixel counts over samples
+    return ch < ca ? pixel * ca + ch : offset_b + pixel * cb + ch - ca;
   }
 };
 
 /// Channels [first, first + count) of a [R, P*total] image (the adjoint of concatenation: split).
 struct channel_range_map {
-  std::int64_t p, total, first, count;
+  std::int64_t total, first, count;
+  fast_divisor by_count;
+  channel_range_map(std::int64_t total_, std::int64_t first_, std::int64_t count_)
+      : total(total_), first(first_), count(count_), by_count(count_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t ch = i % count, pixel = (i / count) % p, b = i / (p * count);
-    return (b * p + pixel) * total + first + ch;
+    const std::int64_t pixel = by_count.div(i), ch = i - pixel * count;
+    return pixel * total + first + ch;
   }
 };
 
@@ -74,13 +90,13 @@ public:
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("upsample_nearest::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
-    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map{map().h, map().w, map().c}, 4);
+    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w, map().c), 4);
   }
 
 private:
   [[nodiscard]] detail::nearest_up_map map() const {
-    return {static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-            static_cast<std::int64_t>(m_in.channels)};
+    return detail::nearest_up_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
+                                  static_cast<std::int64_t>(m_in.channels));
   }
   image_shape m_in{};
 };
@@ -102,14 +118,14 @@ public:
     const std::size_t rows = B::shape_of(x).rows;
     require_shape("avg_pool::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
     const auto [h, w, c] = coarse();
-    B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map{h, w, c}, 4);
+    B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map(h, w, c), 4);
     B::scale_sum_rows(ctx, y, 0.25, y);
   }
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("avg_pool::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
     const auto [h, w, c] = coarse();
-    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map{h, w, c});
+    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w, c));
     B::scale_sum_rows(ctx, grad_x, 0.25, grad_x);
   }
 
@@ -149,18 +165,17 @@ public:
     B::copy(ctx, b, B::slice(ctx, ws.image_c, na, B::shape_of(b)));
     const auto stage = B::slice(ctx, ws.image_c, 0, shape(1, na + nb));
     B::gather(ctx, y, shape(rows, output().size()), stage,
-              detail::concat_map{static_cast<std::int64_t>(m_a.pixels()), static_cast<std::int64_t>(m_a.channels),
-                                 static_cast<std::int64_t>(m_b.channels), static_cast<std::int64_t>(na)});
+              detail::concat_map(static_cast<std::int64_t>(m_a.pixels()), static_cast<std::int64_t>(m_a.channels),
+                                 static_cast<std::int64_t>(m_b.channels), static_cast<std::int64_t>(na)));
   }
   /// grad_y: [n, P*(Ca+Cb)] -> grad_a: [n, P*Ca], grad_b: [n, P*Cb].
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_a,
                 typename B::tensor& grad_b) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("concat_channels::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
-    const auto p = static_cast<std::int64_t>(m_a.pixels()), ca = static_cast<std::int64_t>(m_a.channels),
-               cb = static_cast<std::int64_t>(m_b.channels);
-    B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map{p, ca + cb, 0, ca});
-    B::gather(ctx, grad_b, shape(n, m_b.size()), grad_y, detail::channel_range_map{p, ca + cb, ca, cb});
+    const auto ca = static_cast<std::int64_t>(m_a.channels), cb = static_cast<std::int64_t>(m_b.channels);
+    B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map(ca + cb, 0, ca));
+    B::gather(ctx, grad_b, shape(n, m_b.size()), grad_y, detail::channel_range_map(ca + cb, ca, cb));
   }
 
 private:

@@ -59,13 +59,20 @@ namespace detail {
 /// Per-(sample, channel) values [R, C] broadcast over the P pixels of a [R, P*C] image.
 struct sample_channel_map {
   std::int64_t p, c;
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const { return (i / (p * c)) * c + i % c; }
+  fast_divisor by_pc, by_c;
+  sample_channel_map(std::int64_t p_, std::int64_t c_) : p(p_), c(c_), by_pc(p_ * c_), by_c(c_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    return by_pc.div(i) * c + i - by_c.div(i) * c;
+  }
 };
 /// Its adjoint: the sum over pixels, [n, C] from [n, P*C] with P taps.
 struct pixel_sum_map {
   std::int64_t p, c;
+  fast_divisor by_c;
+  pixel_sum_map(std::int64_t p_, std::int64_t c_) : p(p_), c(c_), by_c(c_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    return (i / c) * p * c + r * c + i % c;
+    const std::int64_t b = by_c.div(i);
+    return b * p * c + r * c + i - b * c;
   }
 };
 struct sine {
@@ -167,7 +174,7 @@ public:
     B::gemm(ctx, transpose::no, transpose::no, scalar(1), embedding, params.value(ctx, m_embed), scalar(0), st.bias);
     auto bias = detail::scratch<B>(ctx, ws.image_a, shape(rows, p * c));
     B::gather(ctx, bias, shape(rows, p * c), st.bias,
-              detail::sample_channel_map{static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)});
+              detail::sample_channel_map(static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)));
     B::scale_sum_rows(ctx, st.z1, 1.0, st.z1, 1.0, bias);
     m_norm2.forward(ctx, params, st.z1, st.y2, st.norm2, ws, n);
     detail::silu_stacked<B>(ctx, st.y2, st.a2, n);
@@ -195,7 +202,7 @@ public:
     m_norm2.backward(ctx, params, st.norm2, g.grad_a, g.grad_z, ws);
     // The embedding bias: dL/d(e W_e) sums dL/dz1 over pixels.
     B::gather_sum(ctx, g.grad_bias, shape(n, c), g.grad_z,
-                  detail::pixel_sum_map{static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)},
+                  detail::pixel_sum_map(static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)),
                   static_cast<std::int64_t>(p));
     B::gemm(ctx, transpose::yes, transpose::no, scalar(1), B::slice(ctx, embedding, 0, shape(n, m_embedding)),
             g.grad_bias, scalar(1), params.gradient(ctx, m_embed));
