@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
+#include "ayf/backends/xtensor/backend.hpp"
 #include "ayf/nn/optimizer.hpp"
 #include "ayf/nn/unet.hpp"
 #include "ayf/objectives/ayf_emd.hpp"
@@ -293,4 +294,51 @@ TEST_CASE("flow matching and AYF-EMD steps on a unet lower their objective on a 
     INFO("AYF-EMD mean |g| before " << before << " after " << after);
     CHECK(after < 0.5 * before);
   }
+}
+
+TEST_CASE("unet forward, forward_jvp and backward agree on the xtensor backend", "[unet][backend][cpu]") {
+  using X = ayf::xtensor_backend<double>;
+  B::context ectx(13);
+  X::context xctx(13);
+  const ayf::nn::unet_config config = small_config(3, true);
+  model em(ectx, config);
+  ayf::nn::unet_flow_model<X> xm(xctx, config);
+  perturb_all_weights(ectx, em);
+  xm.parameters().values = X::from_host(xctx, B::to_host(ectx, em.parameters().values), B::shape_of(em.parameters().values));
+  const std::size_t n = 3, d = config.dims();
+  inputs in = make_inputs(ectx, n, d, 3);
+  B::tensor dx = B::make(ectx, shape(n, d)), dt = B::make(ectx, shape(n, 1)), ds = B::make(ectx, shape(n, 1));
+  B::randn(ectx, dx);
+  B::randn(ectx, dt);
+  B::randn(ectx, ds);
+  auto to_x = [&](const B::tensor& e) { return X::from_host(xctx, B::to_host(ectx, e), B::shape_of(e)); };
+  const X::tensor xx = to_x(in.x), xt = to_x(in.t), xs = to_x(in.s), xl = to_x(in.lambda), xy = to_x(in.labels),
+                  xdx = to_x(dx), xdt = to_x(dt), xds = to_x(ds);
+  B::tensor eo, edo;
+  X::tensor xo, xdo;
+  model::activations esaved;
+  ayf::nn::unet_flow_model<X>::activations xsaved;
+  em.forward_jvp(ectx, in.x, in.t, in.s, ayf::condition<B>{&in.labels, &in.lambda}, dx, dt, ds, eo, edo, esaved);
+  xm.forward_jvp(xctx, xx, xt, xs, ayf::condition<X>{&xy, &xl}, xdx, xdt, xds, xo, xdo, xsaved);
+  em.parameters().zero_gradients(ectx);
+  xm.parameters().zero_gradients(xctx);
+  em.backward(ectx, esaved, eo);
+  xm.backward(xctx, xsaved, xo);
+  auto worst = [](const std::vector<double>& a, const std::vector<double>& b) {
+    REQUIRE(a.size() == b.size());
+    double w = 0, scale = 1;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      w = std::max(w, std::abs(a[k] - b[k]));
+      scale = std::max(scale, std::abs(a[k]));
+    }
+    return w / scale;
+  };
+  const double out_error = worst(B::to_host(ectx, eo), X::to_host(xctx, xo));
+  const double tangent_error = worst(B::to_host(ectx, edo), X::to_host(xctx, xdo));
+  const double gradient_error =
+      worst(B::to_host(ectx, em.parameters().gradients), X::to_host(xctx, xm.parameters().gradients));
+  INFO("relative differences: F " << out_error << ", dF " << tangent_error << ", gradient " << gradient_error);
+  CHECK(out_error < 1e-12);
+  CHECK(tangent_error < 1e-12);
+  CHECK(gradient_error < 1e-12);
 }
