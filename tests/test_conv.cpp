@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
 #include "ayf/nn/conv.hpp"
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/resample.hpp"
+#include "ayf/nn/unet.hpp"
 
 namespace {
 
@@ -19,6 +21,19 @@ using B = ayf::eigen_backend<double>;
 using ayf::shape;
 using ayf::nn::image_shape;
 using Index = Eigen::Index;
+
+// Index maps and functors are passed by value to device kernels on the Thrust backend.
+namespace d = ayf::nn::detail;
+static_assert(std::is_trivially_copyable_v<d::fast_divisor> && std::is_trivially_copyable_v<d::im2col_map> &&
+              std::is_trivially_copyable_v<d::col2im_map> && std::is_trivially_copyable_v<d::image_to_group_map> &&
+              std::is_trivially_copyable_v<d::group_to_image_map> &&
+              std::is_trivially_copyable_v<d::channel_broadcast_map> &&
+              std::is_trivially_copyable_v<d::nearest_up_map> && std::is_trivially_copyable_v<d::block_sum_map> &&
+              std::is_trivially_copyable_v<d::concat_map> && std::is_trivially_copyable_v<d::channel_range_map> &&
+              std::is_trivially_copyable_v<d::sample_channel_map> && std::is_trivially_copyable_v<d::pixel_sum_map> &&
+              std::is_trivially_copyable_v<d::scaled_value> && std::is_trivially_copyable_v<d::scaled_square> &&
+              std::is_trivially_copyable_v<d::scaled_product> && std::is_trivially_copyable_v<d::inverse_sqrt_plus> &&
+              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cosine_times>);
 
 B::tensor random(B::context& ctx, shape sh) {
   B::tensor t = B::make(ctx, sh);
