@@ -256,7 +256,8 @@ struct host_backend {
     const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
     const std::size_t m = ta ? sa.cols : sa.rows, k = ta ? sa.rows : sa.cols;
     const std::size_t kb = tb ? sb.cols : sb.rows, n = tb ? sb.rows : sb.cols;
-    require(k == kb, "gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
+    // The message is built only on failure: a passing check must not allocate (hot path).
+    if (k != kb) throw_argument_error("gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
     if (beta != scalar(0)) require_shape("gemm", "C", shape(m, n), shape_of(c));
     resize(ctx, c, shape(m, n));
     if constexpr (requires { Storage::gemm(m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c)); }) {
@@ -277,8 +278,10 @@ private:
   static const scalar* data(const const_view& x) { return x.data; }
 
   static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
-    require(offset <= flat.size() && sh.size() <= flat.size() - offset, "slice", "offset",
-            detail::concat(sh.size(), " elements from the offset inside ", flat.size()), offset);
+    if (offset > flat.size() || sh.size() > flat.size() - offset) {
+      throw_argument_error("slice", "offset", detail::concat(sh.size(), " elements from the offset inside ", flat.size()),
+                           offset);
+    }
   }
 
   /// An output tensor that must be resized cannot also be an input: resizing would free the

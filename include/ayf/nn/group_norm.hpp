@@ -1,0 +1,226 @@
+// ayf/nn/group_norm.hpp: GroupNorm on channels-last images, y = gamma * (x - mu) / sqrt(var + eps) + beta
+// with mu, var per (sample, group of C/G channels), its JVP and its backward. Both use the same
+// symmetric Jacobian of the normalisation: J v = rstd (v - mean(v) - xhat mean(xhat v)).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "ayf/nn/conv.hpp"
+
+namespace ayf::nn {
+
+namespace detail {
+
+/// Image [R, P*C] to group rows [R*G, M] (M = P*C/G): row (b, g) lists pixel-major the C/G channels
+/// of group g of sample b. `offset` skips leading elements (the primal rows of a stacked input).
+struct image_to_group_map {
+  std::int64_t p, c, g, offset;
+  fast_divisor by_m, by_g, by_cg;
+  image_to_group_map(std::int64_t p_, std::int64_t c_, std::int64_t g_, std::int64_t offset_)
+      : p(p_), c(c_), g(g_), offset(offset_), by_m(p_ * (c_ / g_)), by_g(g_), by_cg(c_ / g_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t cg = c / g, m = p * cg;
+    const std::int64_t row = by_m.div(i), j = i - row * m;
+    const std::int64_t b = by_g.div(row), group = row - b * g;
+    const std::int64_t pixel = by_cg.div(j), ch = j - pixel * cg;
+    return offset + b * p * c + pixel * c + group * cg + ch;
+  }
+};
+
+/// The inverse: group rows [R*G, M] back to the image [R, P*C].
+struct group_to_image_map {
+  std::int64_t p, c, g;
+  fast_divisor by_c, by_p, by_cg;
+  group_to_image_map(std::int64_t p_, std::int64_t c_, std::int64_t g_)
+      : p(p_), c(c_), g(g_), by_c(c_), by_p(p_), by_cg(c_ / g_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t cg = c / g, m = p * cg;
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t b = by_p.div(q), pixel = q - b * p;
+    const std::int64_t group = by_cg.div(ch);
+    return (b * g + group) * m + pixel * cg + ch - group * cg;
+  }
+};
+
+/// A [1, C] row broadcast to every pixel of every sample: i -> i mod C.
+struct channel_broadcast_map {
+  fast_divisor by_c;
+  explicit channel_broadcast_map(std::int64_t c) : by_c(c) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    return i - by_c.div(i) * static_cast<std::int64_t>(by_c.d);
+  }
+};
+
+struct scaled_value {
+  double a;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x) const { return T(a) * x; }
+};
+struct scaled_square {
+  double a;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x) const { return T(a) * x * x; }
+};
+struct scaled_product {
+  double a;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x, T y) const { return T(a) * x * y; }
+};
+/// rstd = 1 / sqrt(var + eps).
+struct inverse_sqrt_plus {
+  double eps;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T var) const {
+    using std::sqrt;
+    return T(1) / sqrt(var + T(eps));
+  }
+};
+struct product {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x, T y) const { return x * y; }
+};
+
+}  // namespace detail
+
+/// What backward needs of one GroupNorm pass: the normalised primal xhat in group rows [B*G, M]
+/// and rstd = 1 / sqrt(var + eps) per (sample, group), [B*G, 1].
+template <backend B>
+struct group_norm_state {
+  std::size_t batch = 0;
+  typename B::tensor xhat{}, rstd{};
+};
+
+/// GroupNorm with G groups over a channels-last image; gamma ("<name>.gamma", initialised to 1 by
+/// `initialise`) and beta ("<name>.beta", 0) are [1, C].
+template <backend B>
+class group_norm {
+public:
+  using tensor = typename B::tensor;
+  using context = typename B::context;
+  using scalar = typename B::scalar;
+  using state = group_norm_state<B>;
+
+  group_norm() = default;
+  group_norm(parameter_layout& layout, const std::string& name, image_shape image, std::size_t groups,
+             double eps = 1e-5)
+      : m_image(image), m_groups(groups), m_eps(eps) {
+    require(image.size() >= 1, "group_norm", "image", "a non-empty image", image.size());
+    require(groups >= 1 && image.channels % groups == 0, "group_norm", "groups",
+            ayf::detail::concat("a divisor of the channel count ", image.channels), groups);
+    require(eps > 0, "group_norm", "eps", "a positive value", eps);
+    m_gamma = layout.add(name + ".gamma", 1, image.channels);
+    m_beta = layout.add(name + ".beta", 1, image.channels);
+  }
+
+  [[nodiscard]] const image_shape& image() const { return m_image; }
+  [[nodiscard]] std::size_t groups() const { return m_groups; }
+  [[nodiscard]] std::size_t gamma_block() const { return m_gamma; }
+  [[nodiscard]] std::size_t beta_block() const { return m_beta; }
+
+  /// gamma = 1, beta = 0.
+  void initialise(context& ctx, parameter_set<B>& params) const {
+    B::fill(ctx, params.value(ctx, m_gamma), scalar(1));
+    B::fill(ctx, params.value(ctx, m_beta), scalar(0));
+  }
+
+  /// y = GN(x) on rows [0, n); with stacked rows [x; dx] (R = 2n) also dy = gamma J dx.
+  /// x, y: [R, H*W*C].
+  void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st, workspace<B>& ws,
+               std::size_t primal_rows) const {
+    const std::size_t rows = B::shape_of(x).rows, n = primal_rows, pc = m_image.size();
+    require_shape("group_norm::forward", "x", shape(rows, pc), B::shape_of(x));
+    require(rows == n || rows == 2 * n, "group_norm::forward", "primal_rows", "the rows of x or half of them", n);
+    const std::size_t g = m_groups, m = pc / g, p = m_image.pixels(), c = m_image.channels;
+    st.batch = n;
+    // xhat = (x - mu) rstd in group rows: mu = mean, var = mean (x - mu)^2.
+    B::gather(ctx, st.xhat, shape(n * g, m), x, to_group(0));
+    auto mean = detail::scratch<B>(ctx, ws.rows_a, shape(n * g, 1));
+    B::reduce_rows(ctx, mean, detail::scaled_value{-1.0 / static_cast<double>(m)}, st.xhat);
+    B::gemm(ctx, transpose::no, transpose::no, scalar(1), mean, detail::ones<B>(ctx, ws, shape(1, m)), scalar(1),
+            st.xhat);
+    B::reduce_rows(ctx, st.rstd, detail::scaled_square{1.0 / static_cast<double>(m)}, st.xhat);
+    B::transform(ctx, st.rstd, detail::inverse_sqrt_plus{m_eps}, st.rstd);
+    B::scale_sum_rows(ctx, st.xhat, st.rstd, st.xhat);
+    B::resize(ctx, y, shape(rows, pc));
+    B::gather(ctx, B::slice(ctx, y, 0, shape(n, pc)), shape(n, pc), st.xhat, to_image());
+    if (rows == 2 * n) {
+      // dxhat = J dx, in group rows, then back to the image layout.
+      auto v = detail::scratch<B>(ctx, ws.image_a, shape(n * g, m));
+      B::gather(ctx, v, shape(n * g, m), x, to_group(static_cast<std::int64_t>(n * pc)));
+      project(ctx, st, v, ws);
+      B::gather(ctx, B::slice(ctx, y, n * pc, shape(n, pc)), shape(n, pc), v, to_image());
+    }
+    // y = gamma xhat + beta (beta on the primal rows only).
+    auto gamma = detail::scratch<B>(ctx, ws.image_b, shape(rows, pc));
+    B::gather(ctx, gamma, shape(rows, pc), params.value(ctx, m_gamma),
+              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
+    B::transform(ctx, y, detail::product{}, y, gamma);
+    B::gemm(ctx, transpose::no, transpose::no, scalar(1), detail::ones<B>(ctx, ws, shape(n * p, 1)),
+            params.value(ctx, m_beta), scalar(1), B::slice(ctx, y, 0, shape(n * p, c)));
+  }
+
+  void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st,
+               workspace<B>& ws) const {
+    forward(ctx, params, x, y, st, ws, B::shape_of(x).rows);
+  }
+
+  /// Given dL/dy ([n, H*W*C]): dgamma += sum dy xhat, dbeta += sum dy (per channel), and
+  /// grad_x = J^T (gamma dy) = J (gamma dy) (J is symmetric).
+  void backward(context& ctx, parameter_set<B>& params, const state& st, const tensor& grad_y, tensor& grad_x,
+                workspace<B>& ws) const {
+    const std::size_t n = st.batch, pc = m_image.size(), g = m_groups, m = pc / g, p = m_image.pixels(),
+                      c = m_image.channels;
+    require_shape("group_norm::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
+    auto xhat = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
+    B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image());
+    B::transform(ctx, detail::scratch<B>(ctx, ws.image_b, shape(n, pc)), detail::product{}, grad_y, xhat);
+    auto ones = detail::ones<B>(ctx, ws, shape(n * p, 1));
+    B::gemm(ctx, transpose::yes, transpose::no, scalar(1), ones, B::slice(ctx, ws.image_b, 0, shape(n * p, c)),
+            scalar(1), params.gradient(ctx, m_gamma));
+    B::gemm(ctx, transpose::yes, transpose::no, scalar(1), ones, B::slice(ctx, grad_y, 0, shape(n * p, c)),
+            scalar(1), params.gradient(ctx, m_beta));
+    // gamma dy in the image layout, then in group rows, projected, and back.
+    auto scaled = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
+    B::gather(ctx, scaled, shape(n, pc), params.value(ctx, m_gamma),
+              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
+    B::transform(ctx, scaled, detail::product{}, grad_y, scaled);
+    auto v = detail::scratch<B>(ctx, ws.image_b, shape(n * g, m));
+    B::gather(ctx, v, shape(n * g, m), scaled, to_group(0));
+    project(ctx, st, v, ws);
+    B::gather(ctx, grad_x, shape(n, pc), v, to_image());
+  }
+
+private:
+  /// v <- J v = rstd (v - mean(v) - xhat mean(xhat v)) per group row.
+  void project(context& ctx, const state& st, const typename B::view& v, workspace<B>& ws) const {
+    const std::size_t rows = B::shape_of(st.xhat).rows, m = B::shape_of(st.xhat).cols;
+    const double inv_m = 1.0 / static_cast<double>(m);
+    auto mean = detail::scratch<B>(ctx, ws.rows_a, shape(rows, 1));
+    auto moment = detail::scratch<B>(ctx, ws.rows_b, shape(rows, 1));
+    B::reduce_rows(ctx, mean, detail::scaled_value{-inv_m}, v);
+    B::reduce_rows(ctx, moment, detail::scaled_product{-inv_m}, v, st.xhat);
+    B::scale_sum_rows(ctx, v, 1.0, v, moment, st.xhat);
+    B::gemm(ctx, transpose::no, transpose::no, scalar(1), mean, detail::ones<B>(ctx, ws, shape(1, m)), scalar(1), v);
+    B::scale_sum_rows(ctx, v, st.rstd, v);
+  }
+
+  [[nodiscard]] detail::image_to_group_map to_group(std::int64_t offset) const {
+    return detail::image_to_group_map(static_cast<std::int64_t>(m_image.pixels()),
+                                      static_cast<std::int64_t>(m_image.channels),
+                                      static_cast<std::int64_t>(m_groups), offset);
+  }
+  [[nodiscard]] detail::group_to_image_map to_image() const {
+    return detail::group_to_image_map(static_cast<std::int64_t>(m_image.pixels()),
+                                      static_cast<std::int64_t>(m_image.channels), static_cast<std::int64_t>(m_groups));
+  }
+
+  image_shape m_image{};
+  std::size_t m_groups = 1;
+  double m_eps = 1e-5;
+  std::size_t m_gamma = 0, m_beta = 0;
+};
+
+}  // namespace ayf::nn

@@ -1,0 +1,185 @@
+// ayf/nn/resample.hpp: nearest 2x upsampling, 2x2 average pooling and skip concatenation along
+// channels on channels-last images, each a linear index map (B::gather) with its adjoint
+// (B::gather_sum / B::gather): forward, JVP (the same map on stacked [x; dx] rows) and backward.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ayf/nn/conv.hpp"
+
+namespace ayf::nn {
+
+namespace detail {
+
+/// Nearest 2x upsampling from an h x w x c image: fine pixel (Y, X) reads coarse pixel (Y/2, X/2).
+struct nearest_up_map {
+  std::int64_t h, w, c;
+  fast_divisor by_c, by_2w, by_2h;
+  nearest_up_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
+      : h(h_), w(w_), c(c_), by_c(c_), by_2w(2 * w_), by_2h(2 * h_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t row = by_2w.div(q), x = q - row * 2 * w;
+    const std::int64_t b = by_2h.div(row), y = row - b * 2 * h;
+    return ((b * h + y / 2) * w + x / 2) * c + ch;
+  }
+};
+
+/// Sum over 2x2 blocks into an h x w x c image: coarse pixel (y, x), tap r = (r/2, r%2) reads fine
+/// pixel (2y + r/2, 2x + r%2). The adjoint of nearest_up_map.
+struct block_sum_map {
+  std::int64_t h, w, c;
+  fast_divisor by_c, by_w, by_h;
+  block_sum_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
+      : h(h_), w(w_), c(c_), by_c(c_), by_w(w_), by_h(h_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
+    const std::int64_t q = by_c.div(i), ch = i - q * c;
+    const std::int64_t row = by_w.div(q), x = q - row * w;
+    const std::int64_t b = by_h.div(row), y = row - b * h;
+    return ((b * 2 * h + 2 * y + r / 2) * 2 * w + 2 * x + r % 2) * c + ch;
+  }
+};
+
+/// Concatenation along channels: [a | b] read from one buffer holding a ([R, P*Ca]) then b
+/// ([R, P*Cb], starting at element offset_b).
+struct concat_map {
+  std::int64_t p, ca, cb, offset_b;
+  fast_divisor by_ct;
+  concat_map(std::int64_t p_, std::int64_t ca_, std::int64_t cb_, std::int64_t offset_b_)
+      : p(p_), ca(ca_), cb(cb_), offset_b(offset_b_), by_ct(ca_ + cb_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t pixel = by_ct.div(i), ch = i - pixel * (ca + cb);  // pixel counts over samples
+    return ch < ca ? pixel * ca + ch : offset_b + pixel * cb + ch - ca;
+  }
+};
+
+/// Channels [first, first + count) of a [R, P*total] image (the adjoint of concatenation: split).
+struct channel_range_map {
+  std::int64_t total, first, count;
+  fast_divisor by_count;
+  channel_range_map(std::int64_t total_, std::int64_t first_, std::int64_t count_)
+      : total(total_), first(first_), count(count_), by_count(count_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t pixel = by_count.div(i), ch = i - pixel * count;
+    return pixel * total + first + ch;
+  }
+};
+
+}  // namespace detail
+
+/// y = up(x): every pixel of an H x W image repeated over a 2 x 2 block of the 2H x 2W output.
+/// Backward: dx = up^T dy, the sum over each block.
+template <backend B>
+class upsample_nearest {
+public:
+  upsample_nearest() = default;
+  explicit upsample_nearest(image_shape input) : m_in(input) {
+    require(input.size() >= 1, "upsample_nearest", "input", "a non-empty image", input.size());
+  }
+  [[nodiscard]] const image_shape& input() const { return m_in; }
+  [[nodiscard]] image_shape output() const { return {2 * m_in.height, 2 * m_in.width, m_in.channels}; }
+
+  /// x: [R, H*W*C] (any rows, stacked tangents included); y: [R, 4*H*W*C].
+  void forward(typename B::context& ctx, const typename B::tensor& x, typename B::tensor& y) const {
+    const std::size_t rows = B::shape_of(x).rows;
+    require_shape("upsample_nearest::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
+    B::gather(ctx, y, shape(rows, output().size()), x, map());
+  }
+  /// grad_y: [n, 4*H*W*C] -> grad_x: [n, H*W*C].
+  void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
+    const std::size_t n = B::shape_of(grad_y).rows;
+    require_shape("upsample_nearest::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
+    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w, map().c), 4);
+  }
+
+private:
+  [[nodiscard]] detail::nearest_up_map map() const {
+    return detail::nearest_up_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
+                                  static_cast<std::int64_t>(m_in.channels));
+  }
+  image_shape m_in{};
+};
+
+/// y = pool(x): the mean over each 2 x 2 block of an H x W image (H, W even), an H/2 x W/2 image.
+/// Backward: dx = pool^T dy = up(dy) / 4.
+template <backend B>
+class avg_pool {
+public:
+  avg_pool() = default;
+  explicit avg_pool(image_shape input) : m_in(input) {
+    require(input.size() >= 1 && input.height % 2 == 0 && input.width % 2 == 0, "avg_pool", "input",
+            "an image of even height and width", ayf::detail::concat(input.height, "x", input.width));
+  }
+  [[nodiscard]] const image_shape& input() const { return m_in; }
+  [[nodiscard]] image_shape output() const { return {m_in.height / 2, m_in.width / 2, m_in.channels}; }
+
+  void forward(typename B::context& ctx, const typename B::tensor& x, typename B::tensor& y) const {
+    const std::size_t rows = B::shape_of(x).rows;
+    require_shape("avg_pool::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
+    const auto [h, w, c] = coarse();
+    B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map(h, w, c), 4);
+    B::scale_sum_rows(ctx, y, 0.25, y);
+  }
+  void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
+    const std::size_t n = B::shape_of(grad_y).rows;
+    require_shape("avg_pool::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
+    const auto [h, w, c] = coarse();
+    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w, c));
+    B::scale_sum_rows(ctx, grad_x, 0.25, grad_x);
+  }
+
+private:
+  struct dims {
+    std::int64_t h, w, c;
+  };
+  [[nodiscard]] dims coarse() const {
+    return {static_cast<std::int64_t>(m_in.height / 2), static_cast<std::int64_t>(m_in.width / 2),
+            static_cast<std::int64_t>(m_in.channels)};
+  }
+  image_shape m_in{};
+};
+
+/// y = [a | b] along channels: a is H x W x Ca, b is H x W x Cb, y is H x W x (Ca + Cb).
+/// Backward splits dy into its channel ranges.
+template <backend B>
+class concat_channels {
+public:
+  concat_channels() = default;
+  concat_channels(image_shape a, image_shape b) : m_a(a), m_b(b) {
+    require(a.height == b.height && a.width == b.width, "concat_channels", "b", "the height and width of a",
+            ayf::detail::concat(b.height, "x", b.width));
+    require(a.size() >= 1 && b.size() >= 1, "concat_channels", "a", "non-empty images", a.size());
+  }
+  [[nodiscard]] image_shape output() const { return {m_a.height, m_a.width, m_a.channels + m_b.channels}; }
+
+  /// a: [R, P*Ca], b: [R, P*Cb] (stacked tangents included); y: [R, P*(Ca+Cb)]. Both inputs are
+  /// staged in the workspace (ws.image_c) so that one gather reads them.
+  void forward(typename B::context& ctx, const typename B::tensor& a, const typename B::tensor& b,
+               typename B::tensor& y, workspace<B>& ws) const {
+    const std::size_t rows = B::shape_of(a).rows, na = rows * m_a.size(), nb = rows * m_b.size();
+    require_shape("concat_channels::forward", "a", shape(rows, m_a.size()), B::shape_of(a));
+    require_shape("concat_channels::forward", "b", shape(rows, m_b.size()), B::shape_of(b));
+    detail::scratch<B>(ctx, ws.image_c, shape(1, na + nb));
+    B::copy(ctx, a, B::slice(ctx, ws.image_c, 0, B::shape_of(a)));
+    B::copy(ctx, b, B::slice(ctx, ws.image_c, na, B::shape_of(b)));
+    const auto stage = B::slice(ctx, ws.image_c, 0, shape(1, na + nb));
+    B::gather(ctx, y, shape(rows, output().size()), stage,
+              detail::concat_map(static_cast<std::int64_t>(m_a.pixels()), static_cast<std::int64_t>(m_a.channels),
+                                 static_cast<std::int64_t>(m_b.channels), static_cast<std::int64_t>(na)));
+  }
+  /// grad_y: [n, P*(Ca+Cb)] -> grad_a: [n, P*Ca], grad_b: [n, P*Cb].
+  void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_a,
+                typename B::tensor& grad_b) const {
+    const std::size_t n = B::shape_of(grad_y).rows;
+    require_shape("concat_channels::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
+    const auto ca = static_cast<std::int64_t>(m_a.channels), cb = static_cast<std::int64_t>(m_b.channels);
+    B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map(ca + cb, 0, ca));
+    B::gather(ctx, grad_b, shape(n, m_b.size()), grad_y, detail::channel_range_map(ca + cb, ca, cb));
+  }
+
+private:
+  image_shape m_a{}, m_b{};
+};
+
+}  // namespace ayf::nn

@@ -1,0 +1,396 @@
+// Tests of the convolutional layers (ayf/nn/conv.hpp, group_norm.hpp, resample.hpp) on the Eigen
+// backend: forward against direct loops written here, the JVP on stacked [x; dx] rows (primal equals
+// forward, tangent against central finite differences in double), backward against random
+// directional finite differences of a scalar loss, and the resampling adjoints.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <type_traits>
+#include <vector>
+
+#include "ayf/backends/eigen/backend.hpp"
+#include "ayf/nn/conv.hpp"
+#include "ayf/nn/group_norm.hpp"
+#include "ayf/nn/resample.hpp"
+#include "ayf/nn/unet.hpp"
+
+namespace {
+
+using B = ayf::eigen_backend<double>;
+using ayf::shape;
+using ayf::nn::image_shape;
+using Index = Eigen::Index;
+
+// Index maps and functors are passed by value to device kernels on the Thrust backend.
+namespace d = ayf::nn::detail;
+static_assert(std::is_trivially_copyable_v<d::fast_divisor> && std::is_trivially_copyable_v<d::im2col_map> &&
+              std::is_trivially_copyable_v<d::col2im_map> && std::is_trivially_copyable_v<d::image_to_group_map> &&
+              std::is_trivially_copyable_v<d::group_to_image_map> &&
+              std::is_trivially_copyable_v<d::channel_broadcast_map> &&
+              std::is_trivially_copyable_v<d::nearest_up_map> && std::is_trivially_copyable_v<d::block_sum_map> &&
+              std::is_trivially_copyable_v<d::concat_map> && std::is_trivially_copyable_v<d::channel_range_map> &&
+              std::is_trivially_copyable_v<d::sample_channel_map> && std::is_trivially_copyable_v<d::pixel_sum_map> &&
+              std::is_trivially_copyable_v<d::scaled_value> && std::is_trivially_copyable_v<d::scaled_square> &&
+              std::is_trivially_copyable_v<d::scaled_product> && std::is_trivially_copyable_v<d::inverse_sqrt_plus> &&
+              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cosine_times>);
+
+B::tensor random(B::context& ctx, shape sh) {
+  B::tensor t = B::make(ctx, sh);
+  B::randn(ctx, t);
+  return t;
+}
+
+/// [x; dx] stacked along the batch.
+B::tensor stack(const B::tensor& x, const B::tensor& dx) {
+  B::tensor s(x.rows() + dx.rows(), x.cols());
+  s << x, dx;
+  return s;
+}
+
+double max_abs(const B::tensor& a) { return a.cwiseAbs().maxCoeff(); }
+double max_abs_diff(const B::tensor& a, const B::tensor& b) { return (a - b).cwiseAbs().maxCoeff(); }
+
+/// Element (b, y, x, c) of a channels-last batch.
+double at(const B::tensor& t, const image_shape& im, std::size_t b, std::size_t y, std::size_t x, std::size_t c) {
+  return t(static_cast<Index>(b), static_cast<Index>((y * im.width + x) * im.channels + c));
+}
+
+/// A layer under test: y = layer(theta, x) on primal-only rows, and its stacked JVP.
+struct layer_functions {
+  std::function<B::tensor(const B::tensor&)> forward;                     // rows all primal
+  std::function<B::tensor(const B::tensor&, const B::tensor&)> jvp_pass;  // stacked [x; dx] -> stacked [y; dy]
+  std::function<B::tensor(const B::tensor&, const B::tensor&)> backward;  // (x, dL/dy) -> dL/dx, grads accumulated
+};
+
+/// JVP: primal rows equal forward, tangent rows equal central differences along dx.
+void check_jvp(B::context& ctx, const layer_functions& layer, const B::tensor& x, double tolerance) {
+  const B::tensor dx = random(ctx, B::shape_of(x));
+  const B::tensor y = layer.forward(x);
+  const B::tensor stacked = layer.jvp_pass(x, dx);
+  const Index n = x.rows();
+  REQUIRE(stacked.rows() == 2 * n);
+  const B::tensor primal = stacked.topRows(n), tangent = stacked.bottomRows(n);
+  INFO("max |primal - forward| " << max_abs_diff(primal, y));
+  CHECK(max_abs_diff(primal, y) <= 1e-13 * std::max(1.0, max_abs(y)));
+  const double h = 1e-5;
+  const B::tensor fd = (layer.forward(x + h * dx) - layer.forward(x - h * dx)) / (2 * h);
+  const double error = max_abs_diff(tangent, fd) / std::max(1.0, max_abs(fd));
+  INFO("relative |jvp - fd| " << error);
+  CHECK(error < tolerance);
+}
+
+/// Backward: for L = sum w y + |y|^2 / 2 (dL/dy = w + y), <dL/dtheta, u> and <dL/dx, u> against
+/// central differences of L along random directions u.
+void check_backward(B::context& ctx, ayf::nn::parameter_set<B>& params, const layer_functions& layer,
+                    const B::tensor& x, bool parameters) {
+  const B::tensor y = layer.forward(x);
+  const B::tensor w = random(ctx, B::shape_of(y));
+  auto loss = [&](const B::tensor& out) { return w.cwiseProduct(out).sum() + 0.5 * out.squaredNorm(); };
+  params.zero_gradients(ctx);
+  const B::tensor grad_x = layer.backward(x, w + y);
+  const B::tensor grad_theta = params.gradients;
+  const double e = 1e-6;
+  for (int direction = 0; direction < 3; ++direction) {
+    const B::tensor u = random(ctx, B::shape_of(x));
+    const double fd = (loss(layer.forward(x + e * u)) - loss(layer.forward(x - e * u))) / (2 * e);
+    const double analytic = grad_x.cwiseProduct(u).sum();
+    INFO("input direction " << direction << ": analytic " << analytic << " fd " << fd);
+    CHECK(std::abs(analytic - fd) <= 1e-6 * std::max(1.0, std::abs(fd)));
+  }
+  if (!parameters) return;
+  for (int direction = 0; direction < 3; ++direction) {
+    const B::tensor u = random(ctx, B::shape_of(params.values));
+    const B::tensor theta = params.values;
+    auto loss_at = [&](double sign) {
+      params.values = theta + sign * e * u;
+      return loss(layer.forward(x));
+    };
+    const double fd = (loss_at(1) - loss_at(-1)) / (2 * e);
+    params.values = theta;
+    const double analytic = grad_theta.cwiseProduct(u).sum();
+    INFO("parameter direction " << direction << ": analytic " << analytic << " fd " << fd);
+    CHECK(std::abs(analytic - fd) <= 1e-6 * std::max(1.0, std::abs(fd)));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d equals a direct convolution loop and its JVP and backward match finite differences",
+          "[nn][conv][cpu]") {
+  B::context ctx(21);
+  const std::size_t kernel = GENERATE(std::size_t{1}, std::size_t{3});
+  const image_shape in{5, 4, 3};
+  const std::size_t cout = 4, batch = 3;
+  ayf::nn::parameter_layout layout;
+  layout.add("unrelated", 1, 2);  // the conv's blocks need not start the buffer
+  const ayf::nn::conv2d<B> conv(layout, "conv", in, cout, kernel);
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  B::randn(ctx, params.values);
+  ayf::nn::workspace<B> ws;
+  const B::tensor x = random(ctx, shape(batch, in.size()));
+  INFO("kernel " << kernel);
+
+  B::tensor y;
+  conv.forward(ctx, params, x, y, ws);
+  REQUIRE(B::shape_of(y) == shape(batch, in.height * in.width * cout));
+  const auto& block_w = params.layout[conv.weight_block()];
+  const auto& block_b = params.layout[conv.bias_block()];
+  auto weight = [&](std::size_t tap, std::size_t c, std::size_t o) {
+    return params.values(0, static_cast<Index>(block_w.offset + (tap * in.channels + c) * cout + o));
+  };
+  const image_shape out{in.height, in.width, cout};
+  const auto k = static_cast<long>(kernel), half = k / 2;
+  double worst = 0;
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t py = 0; py < in.height; ++py)
+      for (std::size_t px = 0; px < in.width; ++px)
+        for (std::size_t o = 0; o < cout; ++o) {
+          double want = params.values(0, static_cast<Index>(block_b.offset + o));
+          for (long ky = 0; ky < k; ++ky)
+            for (long kx = 0; kx < k; ++kx) {
+              const long sy = static_cast<long>(py) + ky - half, sx = static_cast<long>(px) + kx - half;
+              if (sy < 0 || sx < 0 || sy >= static_cast<long>(in.height) || sx >= static_cast<long>(in.width)) continue;
+              for (std::size_t c = 0; c < in.channels; ++c) {
+                want += weight(static_cast<std::size_t>(ky * k + kx), c, o) *
+                        at(x, in, b, static_cast<std::size_t>(sy), static_cast<std::size_t>(sx), c);
+              }
+            }
+          worst = std::max(worst, std::abs(at(y, out, b, py, px, o) - want));
+        }
+  INFO("max |conv - direct loop| " << worst);
+  CHECK(worst < 1e-12);
+
+  layer_functions f;
+  f.forward = [&](const B::tensor& input) {
+    B::tensor o;
+    conv.forward(ctx, params, input, o, ws);
+    return o;
+  };
+  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
+    B::tensor o;
+    conv.forward(ctx, params, stack(input, tangent), o, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
+    B::tensor g;
+    conv.backward(ctx, params, input, grad_y, &g, ws);
+    return g;
+  };
+  check_jvp(ctx, f, x, 1e-8);
+  check_backward(ctx, params, f, x, true);
+  // The unrelated block receives no gradient.
+  params.zero_gradients(ctx);
+  f.backward(x, y);
+  CHECK(params.gradients(0, 0) == 0.0);
+  CHECK(params.gradients(0, 1) == 0.0);
+
+  // accumulate = true adds to y.
+  B::tensor twice = y;
+  conv.forward(ctx, params, x, twice, ws, batch, true);
+  CHECK(max_abs_diff(twice, 2 * y) < 1e-12);
+  REQUIRE_THROWS_WITH(conv.forward(ctx, params, B::tensor(random(ctx, shape(batch, 7))), y, ws), Catch::Contains("'x'"));
+  REQUIRE_THROWS_WITH(ayf::nn::conv2d<B>(layout, "even", in, cout, 2), Catch::Contains("'kernel'"));
+}
+
+TEST_CASE("conv2d in float agrees with the double layer", "[nn][conv][cpu]") {
+  using F = ayf::eigen_backend<float>;
+  B::context ctx(23);
+  F::context fctx(23);
+  const image_shape in{6, 6, 4};
+  ayf::nn::parameter_layout layout, flayout;
+  const ayf::nn::conv2d<B> conv(layout, "conv", in, 5, 3);
+  const ayf::nn::conv2d<F> fconv(flayout, "conv", in, 5, 3);
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  ayf::nn::parameter_set<F> fparams(fctx, flayout);
+  B::randn(ctx, params.values);
+  fparams.values = params.values.cast<float>();
+  const B::tensor x = random(ctx, shape(2, in.size()));
+  ayf::nn::workspace<B> ws;
+  ayf::nn::workspace<F> fws;
+  B::tensor y;
+  F::tensor fy;
+  conv.forward(ctx, params, x, y, ws);
+  fconv.forward(fctx, fparams, F::tensor(x.cast<float>()), fy, fws);
+  CHECK(max_abs_diff(fy.cast<double>(), y) < 1e-5 * std::max(1.0, max_abs(y)));
+}
+
+TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward match finite differences",
+          "[nn][conv][cpu]") {
+  B::context ctx(25);
+  const image_shape im{4, 3, 6};
+  const std::size_t groups = GENERATE(std::size_t{1}, std::size_t{3}), batch = 3;
+  const double eps = 1e-5;
+  ayf::nn::parameter_layout layout;
+  const ayf::nn::group_norm<B> norm(layout, "norm", im, groups, eps);
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  norm.initialise(ctx, params);
+  CHECK(params.values.leftCols(6).isOnes());
+  CHECK(params.values.rightCols(6).isZero());
+  B::randn(ctx, params.values);
+  ayf::nn::workspace<B> ws;
+  B::tensor x = random(ctx, shape(batch, im.size()));
+  x = 2 * x + B::tensor::Constant(x.rows(), x.cols(), 0.7);  // an offset and a scale the norm removes
+  INFO("groups " << groups);
+
+  B::tensor y;
+  ayf::nn::group_norm_state<B> st;
+  norm.forward(ctx, params, x, y, st, ws);
+  const std::size_t cg = im.channels / groups;
+  double worst = 0;
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t g = 0; g < groups; ++g) {
+      double sum = 0, sq = 0;
+      const double count = static_cast<double>(im.pixels() * cg);
+      for (std::size_t py = 0; py < im.height; ++py)
+        for (std::size_t px = 0; px < im.width; ++px)
+          for (std::size_t c = g * cg; c < (g + 1) * cg; ++c) sum += at(x, im, b, py, px, c);
+      const double mean = sum / count;
+      for (std::size_t py = 0; py < im.height; ++py)
+        for (std::size_t px = 0; px < im.width; ++px)
+          for (std::size_t c = g * cg; c < (g + 1) * cg; ++c) sq += std::pow(at(x, im, b, py, px, c) - mean, 2);
+      const double rstd = 1 / std::sqrt(sq / count + eps);
+      for (std::size_t py = 0; py < im.height; ++py)
+        for (std::size_t px = 0; px < im.width; ++px)
+          for (std::size_t c = g * cg; c < (g + 1) * cg; ++c) {
+            const double gamma = params.values(0, static_cast<Index>(c)), beta = params.values(0, static_cast<Index>(6 + c));
+            const double want = gamma * (at(x, im, b, py, px, c) - mean) * rstd + beta;
+            worst = std::max(worst, std::abs(at(y, im, b, py, px, c) - want));
+          }
+    }
+  INFO("max |group_norm - loop| " << worst);
+  CHECK(worst < 1e-12);
+
+  layer_functions f;
+  f.forward = [&](const B::tensor& input) {
+    B::tensor o;
+    ayf::nn::group_norm_state<B> s;
+    norm.forward(ctx, params, input, o, s, ws);
+    return o;
+  };
+  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
+    B::tensor o;
+    norm.forward(ctx, params, stack(input, tangent), o, st, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
+    B::tensor o, g;
+    norm.forward(ctx, params, input, o, st, ws);
+    norm.backward(ctx, params, st, grad_y, g, ws);
+    return g;
+  };
+  check_jvp(ctx, f, x, 1e-6);
+  check_backward(ctx, params, f, x, true);
+  // backward after a stacked pass uses its primal statistics.
+  const B::tensor dx = random(ctx, B::shape_of(x)), w = random(ctx, B::shape_of(x));
+  params.zero_gradients(ctx);
+  const B::tensor g_plain = f.backward(x, w);
+  const B::tensor grads_plain = params.gradients;
+  f.jvp_pass(x, dx);
+  B::tensor g_stacked;
+  params.zero_gradients(ctx);
+  norm.backward(ctx, params, st, w, g_stacked, ws);
+  CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
+  CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
+  REQUIRE_THROWS_WITH(ayf::nn::group_norm<B>(layout, "bad", im, 4), Catch::Contains("'groups'"));
+}
+
+TEST_CASE("upsampling, average pooling and channel concatenation equal direct loops and their adjoints",
+          "[nn][conv][cpu]") {
+  B::context ctx(27);
+  const std::size_t batch = 2;
+  const image_shape coarse{3, 2, 3}, fine{6, 4, 3};
+  const ayf::nn::upsample_nearest<B> up(coarse);
+  const ayf::nn::avg_pool<B> pool(fine);
+  REQUIRE(up.output() == fine);
+  REQUIRE(pool.output() == coarse);
+  const B::tensor xc = random(ctx, shape(batch, coarse.size())), xf = random(ctx, shape(batch, fine.size()));
+  B::tensor upped, pooled;
+  up.forward(ctx, xc, upped);
+  pool.forward(ctx, xf, pooled);
+  double worst_up = 0, worst_pool = 0;
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t py = 0; py < fine.height; ++py)
+      for (std::size_t px = 0; px < fine.width; ++px)
+        for (std::size_t c = 0; c < 3; ++c)
+          worst_up = std::max(worst_up, std::abs(at(upped, fine, b, py, px, c) - at(xc, coarse, b, py / 2, px / 2, c)));
+  for (std::size_t b = 0; b < batch; ++b)
+    for (std::size_t py = 0; py < coarse.height; ++py)
+      for (std::size_t px = 0; px < coarse.width; ++px)
+        for (std::size_t c = 0; c < 3; ++c) {
+          const double mean = (at(xf, fine, b, 2 * py, 2 * px, c) + at(xf, fine, b, 2 * py + 1, 2 * px, c) +
+                               at(xf, fine, b, 2 * py, 2 * px + 1, c) + at(xf, fine, b, 2 * py + 1, 2 * px + 1, c)) /
+                              4;
+          worst_pool = std::max(worst_pool, std::abs(at(pooled, coarse, b, py, px, c) - mean));
+        }
+  CHECK(worst_up == 0.0);
+  CHECK(worst_pool < 1e-15);
+
+  // Adjoints: <A x, u> = <x, A^T u>.
+  const B::tensor uf = random(ctx, shape(batch, fine.size())), uc = random(ctx, shape(batch, coarse.size()));
+  B::tensor up_t, pool_t;
+  up.backward(ctx, uf, up_t);
+  pool.backward(ctx, uc, pool_t);
+  CHECK(upped.cwiseProduct(uf).sum() == Approx(xc.cwiseProduct(up_t).sum()).epsilon(1e-12));
+  CHECK(pooled.cwiseProduct(uc).sum() == Approx(xf.cwiseProduct(pool_t).sum()).epsilon(1e-12));
+  // Stacked rows: the same map on both halves (the JVP of a linear layer).
+  B::tensor stacked;
+  up.forward(ctx, stack(xc, 2 * xc), stacked);
+  CHECK(max_abs_diff(stacked, stack(upped, 2 * upped)) == 0.0);
+  pool.forward(ctx, stack(xf, uf), stacked);
+  B::tensor pooled_u;
+  pool.forward(ctx, uf, pooled_u);
+  CHECK(max_abs_diff(stacked, stack(pooled, pooled_u)) == 0.0);
+  REQUIRE_THROWS_WITH(ayf::nn::avg_pool<B>(image_shape{5, 4, 1}), Catch::Contains("'input'"));
+
+  // Concatenation along channels and its split.
+  const image_shape ia{3, 2, 2}, ib{3, 2, 3};
+  ayf::nn::workspace<B> ws;
+  const ayf::nn::concat_channels<B> cat(ia, ib);
+  const image_shape joined = cat.output();
+  REQUIRE(joined == image_shape{3, 2, 5});
+  for (std::size_t rows : {batch, 2 * batch}) {
+    const B::tensor a = random(ctx, shape(rows, ia.size())), b2 = random(ctx, shape(rows, ib.size()));
+    B::tensor y;
+    cat.forward(ctx, a, b2, y, ws);
+    double worst = 0;
+    for (std::size_t b = 0; b < rows; ++b)
+      for (std::size_t py = 0; py < 3; ++py)
+        for (std::size_t px = 0; px < 2; ++px)
+          for (std::size_t c = 0; c < 5; ++c) {
+            const double want = c < 2 ? at(a, ia, b, py, px, c) : at(b2, ib, b, py, px, c - 2);
+            worst = std::max(worst, std::abs(at(y, joined, b, py, px, c) - want));
+          }
+    CHECK(worst == 0.0);
+    const B::tensor u = random(ctx, shape(rows, joined.size()));
+    B::tensor ga, gb;
+    cat.backward(ctx, u, ga, gb);
+    CHECK(y.cwiseProduct(u).sum() == Approx(a.cwiseProduct(ga).sum() + b2.cwiseProduct(gb).sum()).epsilon(1e-12));
+  }
+  REQUIRE_THROWS_WITH(ayf::nn::concat_channels<B>(ia, image_shape{2, 2, 3}), Catch::Contains("'b'"));
+}
+
+TEST_CASE("fast_divisor divides exactly like the hardware division", "[nn][conv][cpu]") {
+  using ayf::nn::detail::fast_divisor;
+  std::vector<std::int64_t> divisors{1, 2, 3, 5, 7, 9, 10, 27, 64, 288, 784, 1000003, (std::int64_t{1} << 31) - 1,
+                                     std::int64_t{1} << 31, (std::int64_t{1} << 31) + 1, std::int64_t{1} << 40};
+  std::vector<std::int64_t> numerators{0, 1, 2, 63, 64, 65, 1000, (std::int64_t{1} << 31) - 2,
+                                       (std::int64_t{1} << 31) - 1, std::int64_t{1} << 31, std::int64_t{1} << 45};
+  for (int k = 0; k < 2000; ++k) {
+    divisors.push_back(1 + static_cast<std::int64_t>(ayf::philox_uniform(5, static_cast<std::uint64_t>(2 * k)) * 5e4));
+    numerators.push_back(static_cast<std::int64_t>(ayf::philox_uniform(5, static_cast<std::uint64_t>(2 * k + 1)) * 2.147e9));
+  }
+  std::size_t mismatches = 0;
+  for (std::int64_t d : divisors) {
+    const fast_divisor f(d);
+    for (std::int64_t n : numerators) mismatches += f.div(n) != n / d;
+    for (std::int64_t q = 0; q < 5; ++q) {  // multiples and their neighbours
+      const std::int64_t n = q * d;
+      mismatches += f.div(n) != q;
+      if (n > 0) mismatches += f.div(n - 1) != (n - 1) / d;
+      mismatches += f.div(n + 1) != (n + 1) / d;
+    }
+  }
+  CHECK(mismatches == 0);
+  REQUIRE_THROWS_WITH(fast_divisor(0), Catch::Contains("'divisor'"));
+}
