@@ -21,6 +21,8 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 SHAPES = [(2, 256, 1024), (784, 1024, 256)]  # (D, width, batch); "4 layers" = in, 2 blocks, out
+# The weak teacher of autoguidance: as wide as the teacher, and a quarter as wide (toy2d's 64 of 256).
+WEAK_FRACTIONS = [(1, "weak = width"), (4, "weak = width/4")]
 FREQUENCIES = 8
 
 
@@ -61,6 +63,11 @@ def flops_forward(dims, width, batch, student):
     return 2 * batch * (inputs * width + 2 * width * width + width * dims)
 
 
+def flops_backward(dims, width, batch, student):
+    """Weight gradients of every layer plus input gradients of all but the first."""
+    return flops_forward(dims, width, batch, student) + 2 * batch * (2 * width * width + width * dims)
+
+
 def time_it(fn, seconds=2.0):
     fn()
     fn()
@@ -71,9 +78,9 @@ def time_it(fn, seconds=2.0):
     return (time.perf_counter() - start) / count
 
 
-def torch_steps(dims, width, batch):
+def torch_steps(dims, width, batch, weak_width):
     torch.manual_seed(0)
-    teacher, weak, student = MLP(dims, width, False), MLP(dims, width, False), MLP(dims, width, True)
+    teacher, weak, student = MLP(dims, width, False), MLP(dims, weak_width, False), MLP(dims, width, True)
     x0 = torch.randn(batch, dims)
 
     fm_opt = torch.optim.Adam(teacher.parameters(), lr=1e-4)
@@ -127,8 +134,8 @@ def ayf_steps(binary):
     times = {}
     for bench in json.loads(out)["benchmarks"]:
         name, *args = bench["name"].split("/")
-        dims, width, batch = (int(a) for a in args[:3])
-        times[(name, dims, width, batch)] = bench["real_time"] / 1e3  # ms -> s
+        numbers = tuple(int(a) for a in args if a.isdigit())
+        times[(name, *numbers)] = bench["real_time"] / 1e3  # ms -> s
     return times
 
 
@@ -147,20 +154,28 @@ def main():
     peak = sgemm_peak()
     print(f"measured SGEMM peak (torch.mm 1024^3): {peak:.1f} GFLOP/s\n")
     ayf = ayf_steps(args.bench)
-    print(f"{'shape (D, width, batch)':<26}{'step':<6}{'ayf ms':>9}{'torch ms':>10}{'torch/ayf':>11}"
-          f"{'ayf GF/s':>10}{'% peak':>8}{'EMD/FM ayf':>12}{'EMD/FM torch':>14}")
+    print(f"{'shape (D, width, batch)':<26}{'step':<22}{'ayf ms':>9}{'torch ms':>10}{'torch/ayf':>11}"
+          f"{'ayf GF/s':>10}{'% peak':>8}{'EMD/FM ayf':>12}{'EMD/FM torch':>14}{'EMD/FM GEMM':>13}")
     for dims, width, batch in SHAPES:
-        t_fm, t_emd = torch_steps(dims, width, batch)
         a_fm = ayf[("flow_matching_step", dims, width, batch)]
-        a_emd = ayf[("ayf_emd_step", dims, width, batch)]
-        # Nominal FLOPs: FM = forward + backward (3 forwards); EMD = 2 teacher forwards + JVP (2) + backward (2).
-        fm_flops = 3 * flops_forward(dims, width, batch, False)
-        emd_flops = 2 * flops_forward(dims, width, batch, False) + 4 * flops_forward(dims, width, batch, True)
-        for name, a, t, flops in (("FM", a_fm, t_fm, fm_flops), ("EMD", a_emd, t_emd, emd_flops)):
+        # Nominal FLOPs: FM = forward + backward; EMD = strong and weak teacher forwards, the student's
+        # JVP (a forward on primal and tangent rows) and backward.
+        fm_flops = flops_forward(dims, width, batch, False) + flops_backward(dims, width, batch, False)
+        rows = []
+        for fraction, label in WEAK_FRACTIONS:
+            weak_width = width // fraction
+            t_fm, t_emd = torch_steps(dims, width, batch, weak_width)
+            a_emd = ayf[("ayf_emd_step", dims, width, batch, weak_width)]
+            emd_flops = (flops_forward(dims, width, batch, False) + flops_forward(dims, weak_width, batch, False) +
+                         2 * flops_forward(dims, width, batch, True) + flops_backward(dims, width, batch, True))
+            if not rows:
+                rows.append(("FM", a_fm, t_fm, fm_flops, None))
+            rows.append((f"EMD ({label})", a_emd, t_emd, emd_flops, (t_fm, emd_flops / fm_flops)))
+        for name, a, t, flops, emd in rows:
             gf = flops / a / 1e9
-            print(f"{str((dims, width, batch)):<26}{name:<6}{a * 1e3:>9.2f}{t * 1e3:>10.2f}{t / a:>11.2f}"
+            print(f"{str((dims, width, batch)):<26}{name:<22}{a * 1e3:>9.2f}{t * 1e3:>10.2f}{t / a:>11.2f}"
                   f"{gf:>10.1f}{100 * gf / peak:>7.0f}%", end="")
-            print(f"{a_emd / a_fm:>12.2f}{t_emd / t_fm:>14.2f}" if name == "EMD" else "")
+            print(f"{a / a_fm:>12.2f}{t / emd[0]:>14.2f}{emd[1]:>13.2f}" if emd else "")
 
 
 if __name__ == "__main__":
