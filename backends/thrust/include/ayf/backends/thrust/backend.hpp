@@ -277,7 +277,9 @@ public:
   philox_stream rng{};
   thrust_vector<double> workspace;
 #if AYF_THRUST_CUDA
-  cudaStream_t stream = nullptr;  ///< the default stream unless the caller sets one
+  /// The default stream unless the caller sets one, which must be a blocking stream: device_vector
+  /// allocates and zero-fills on the legacy default stream.
+  cudaStream_t stream = nullptr;
   /// When true, every gemm is bracketed by CUDA events and its time added to gemm_milliseconds
   /// (this synchronizes after each GEMM: for profiling only).
   bool time_gemm = false;
