@@ -1,10 +1,23 @@
-// One training step (objective gradient + Adam update) of the MLP and of the U-Net in float on the
-// Eigen backend: flow matching (teacher training) and AYF-EMD with an autoguided teacher (spec
-// Algorithm 1), for the shapes of the training issue and 28x28x1 images (batch 128). The EMD/FM
-// ratio is the figure of merit (design.md §6: floor ~1.8).
+// One training step (objective gradient + Adam update) in float of the MLP and of the U-Net: flow
+// matching (teacher training) and AYF-EMD with an autoguided teacher (spec Algorithm 1), for the MLP
+// shapes of the training issue (weak teacher as wide as the teacher, or a quarter as wide) and
+// 28x28x1 images (batch 128), on the Eigen backend and, when built with ayf::thrust, the Thrust
+// backend (host system). Compiled by nvcc as bench_steps_cuda.cu (AYF_BENCH_CUDA), it runs the
+// Thrust backend on CUDA only and reports the fraction of the step spent in cuBLAS (GEMMs timed
+// with CUDA events; this synchronizes per GEMM).
 #include <benchmark/benchmark.h>
 
+#include <chrono>
+
+#ifndef AYF_BENCH_CUDA
+#define AYF_BENCH_CUDA 0
+#endif
+#if !AYF_BENCH_CUDA
 #include "ayf/backends/eigen/backend.hpp"
+#endif
+#if AYF_BENCH_CUDA || AYF_BENCH_THRUST
+#include "ayf/backends/thrust/backend.hpp"
+#endif
 #include "ayf/guidance/guidance.hpp"
 #include "ayf/nn/mlp.hpp"
 #include "ayf/nn/optimizer.hpp"
@@ -13,9 +26,6 @@
 #include "ayf/objectives/flow_matching.hpp"
 
 namespace {
-
-using B = ayf::eigen_backend<float>;
-using model = ayf::nn::mlp_flow_model<B>;
 
 /// "4 layers" = the input layer, 2 residual blocks and the output layer.
 ayf::nn::mlp_config shape_config(std::size_t dims, std::size_t width, bool student, std::uint64_t seed) {
@@ -30,41 +40,73 @@ ayf::nn::mlp_config shape_config(std::size_t dims, std::size_t width, bool stude
   return c;
 }
 
+/// Per-step bookkeeping around the timed loop: on CUDA, waits for the stream at the end and
+/// reports cuBLAS time over wall time as the counter `cublas_fraction`.
+template <class B>
+struct step_timer {
+  typename B::context& ctx;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  explicit step_timer(typename B::context& c) : ctx(c) {
+#if AYF_BENCH_CUDA
+    ctx.time_gemm = true;
+    ctx.gemm_milliseconds = 0;
+#endif
+  }
+  void finish(benchmark::State& state) {
+#if AYF_BENCH_CUDA
+    cudaStreamSynchronize(ctx.stream);
+    const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    state.counters["cublas_fraction"] = wall_ms > 0 ? ctx.gemm_milliseconds / wall_ms : 0.0;
+#else
+    (void)state;
+#endif
+  }
+};
+
+template <class B>
 void flow_matching_step(benchmark::State& state) {
+  using model = ayf::nn::mlp_flow_model<B>;
   const auto dims = static_cast<std::size_t>(state.range(0)), width = static_cast<std::size_t>(state.range(1)),
              batch = static_cast<std::size_t>(state.range(2));
-  B::context ctx(1);
+  typename B::context ctx(1);
   model teacher(ctx, shape_config(dims, width, false, 1));
   ayf::nn::adam<B> optimizer(ctx, teacher.parameters());
   ayf::flow_matching<B, model> objective;
-  B::tensor x0 = B::make(ctx, ayf::shape(batch, dims));
+  typename B::tensor x0 = B::make(ctx, ayf::shape(batch, dims));
   B::randn(ctx, x0);
+  step_timer<B> timer(ctx);
   for (auto _ : state) {
     teacher.parameters().zero_gradients(ctx);
     benchmark::DoNotOptimize(objective.step(ctx, teacher, x0, nullptr));
     optimizer.step(ctx, teacher.parameters());
   }
+  timer.finish(state);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
 }
 
+template <class B>
 void ayf_emd_step(benchmark::State& state) {
+  using model = ayf::nn::mlp_flow_model<B>;
   const auto dims = static_cast<std::size_t>(state.range(0)), width = static_cast<std::size_t>(state.range(1)),
              batch = static_cast<std::size_t>(state.range(2));
-  B::context ctx(2);
+  const auto weak_width = static_cast<std::size_t>(state.range(3));
+  typename B::context ctx(2);
   model teacher(ctx, shape_config(dims, width, false, 1));
-  model weak(ctx, shape_config(dims, width, false, 2));
+  model weak(ctx, shape_config(dims, weak_width, false, 2));
   auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
   model student = model::from_teacher(ctx, teacher, shape_config(dims, width, true, 3));
   ayf::nn::adam<B> optimizer(ctx, student.parameters());
   ayf::ayf_emd<B, model> objective;
-  B::tensor x0 = B::make(ctx, ayf::shape(batch, dims));
+  typename B::tensor x0 = B::make(ctx, ayf::shape(batch, dims));
   B::randn(ctx, x0);
   double iteration = 0;
+  step_timer<B> timer(ctx);
   for (auto _ : state) {
     student.parameters().zero_gradients(ctx);
     benchmark::DoNotOptimize(objective.step(ctx, student, guided, x0, nullptr, iteration++));
     optimizer.step(ctx, student.parameters());
   }
+  timer.finish(state);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
 }
 
@@ -85,15 +127,15 @@ ayf::nn::unet_config unet_shape(bool student, std::uint64_t seed) {
   return c;
 }
 
-using unet = ayf::nn::unet_flow_model<B>;
-
+template <class B>
 void unet_flow_matching_step(benchmark::State& state) {
+  using unet = ayf::nn::unet_flow_model<B>;
   const auto batch = static_cast<std::size_t>(state.range(0));
-  B::context ctx(1);
+  typename B::context ctx(1);
   unet teacher(ctx, unet_shape(false, 1));
   ayf::nn::adam<B> optimizer(ctx, teacher.parameters());
   ayf::flow_matching<B, unet> objective;
-  B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
+  typename B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
   B::randn(ctx, x0);
   for (auto _ : state) {
     teacher.parameters().zero_gradients(ctx);
@@ -104,16 +146,18 @@ void unet_flow_matching_step(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
 }
 
+template <class B>
 void unet_ayf_emd_step(benchmark::State& state) {
+  using unet = ayf::nn::unet_flow_model<B>;
   const auto batch = static_cast<std::size_t>(state.range(0));
-  B::context ctx(2);
+  typename B::context ctx(2);
   unet teacher(ctx, unet_shape(false, 1));
   unet weak(ctx, unet_shape(false, 2));
   auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
   unet student = unet::from_teacher(ctx, teacher, unet_shape(true, 3));
   ayf::nn::adam<B> optimizer(ctx, student.parameters());
   ayf::ayf_emd<B, unet> objective;
-  B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
+  typename B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
   B::randn(ctx, x0);
   double iteration = 0;
   for (auto _ : state) {
@@ -127,7 +171,17 @@ void unet_ayf_emd_step(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(flow_matching_step)->Args({2, 256, 1024})->Args({784, 1024, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(ayf_emd_step)->Args({2, 256, 1024})->Args({784, 1024, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(unet_flow_matching_step)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(unet_ayf_emd_step)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+// EMD args: D, width, batch, weak teacher width.
+#define AYF_STEP_BENCHMARKS(B)                                                                                     \
+  BENCHMARK_TEMPLATE(flow_matching_step, B)->Args({2, 256, 1024})->Args({784, 1024, 256})->Unit(benchmark::kMillisecond)->UseRealTime(); \
+  BENCHMARK_TEMPLATE(ayf_emd_step, B)->Args({2, 256, 1024, 256})->Args({2, 256, 1024, 64})->Args({784, 1024, 256, 1024}) \
+      ->Args({784, 1024, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();                                 \
+  BENCHMARK_TEMPLATE(unet_flow_matching_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();          \
+  BENCHMARK_TEMPLATE(unet_ayf_emd_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#if !AYF_BENCH_CUDA
+AYF_STEP_BENCHMARKS(ayf::eigen_backend<float>)
+#endif
+#if AYF_BENCH_CUDA || AYF_BENCH_THRUST
+AYF_STEP_BENCHMARKS(ayf::thrust_backend<float>)
+#endif

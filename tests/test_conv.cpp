@@ -33,7 +33,7 @@ static_assert(std::is_trivially_copyable_v<d::fast_divisor> && std::is_trivially
               std::is_trivially_copyable_v<d::sample_channel_map> && std::is_trivially_copyable_v<d::pixel_sum_map> &&
               std::is_trivially_copyable_v<d::scaled_value> && std::is_trivially_copyable_v<d::scaled_square> &&
               std::is_trivially_copyable_v<d::scaled_product> && std::is_trivially_copyable_v<d::inverse_sqrt_plus> &&
-              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cosine_times>);
+              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cos_times>);
 
 B::tensor random(B::context& ctx, shape sh) {
   B::tensor t = B::make(ctx, sh);

@@ -1,10 +1,13 @@
 // cmake_consumer: builds against an installed ayf and checks that the Eigen and xtensor
-// backends draw identical Philox normals for the same seed.
+// backends (and the Thrust backend, when installed) draw identical Philox normals for the same seed.
 #include <cstdio>
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
 #include "ayf/backends/xtensor/backend.hpp"
+#if AYF_CONSUMER_THRUST
+#include "ayf/backends/thrust/backend.hpp"
+#endif
 
 template <class B>
 std::vector<double> draw() {
@@ -21,6 +24,13 @@ int main() {
     std::fprintf(stderr, "cmake_consumer: eigen and xtensor draws differ (sizes %zu, %zu)\n", e.size(), x.size());
     return 1;
   }
+#if AYF_CONSUMER_THRUST
+  if (draw<ayf::thrust_backend<double>>() != e) {
+    std::fprintf(stderr, "cmake_consumer: eigen and thrust draws differ\n");
+    return 1;
+  }
+  std::printf("cmake_consumer: thrust backend found\n");
+#endif
   std::printf("cmake_consumer: ok\n");
   return 0;
 }

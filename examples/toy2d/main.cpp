@@ -22,6 +22,9 @@
 
 #include "ayf/analysis/metrics.hpp"
 #include "ayf/backends/eigen/backend.hpp"
+#if AYF_TOY2D_THRUST
+#include "ayf/backends/thrust/backend.hpp"
+#endif
 #include "ayf/core/philox.hpp"
 #include "ayf/data/toy2d.hpp"
 #include "ayf/flow_map/parametrization.hpp"
@@ -45,8 +48,6 @@
 
 namespace {
 
-using B = ayf::eigen_backend<float>;
-using model_t = ayf::nn::mlp_flow_model<B>;
 using ayf::shape;
 namespace fs = std::filesystem;
 
@@ -137,8 +138,9 @@ dataset load_dataset(options o) {
 
 /// Batch `iteration` of a stage: rows picked by Philox from (seed, iteration), so a resumed run
 /// draws the same batches. With label dropout, ~`dropout` of the labels become the null class -1.
+template <class B>
 void fill_batch(typename B::context& ctx, const dataset& d, std::uint64_t seed, std::uint64_t iteration,
-                std::size_t batch, double dropout, B::tensor& x, B::tensor& labels) {
+                std::size_t batch, double dropout, typename B::tensor& x, typename B::tensor& labels) {
   std::vector<float> xv(batch * d.train.cols), yv(batch);
   for (std::size_t j = 0; j < batch; ++j) {
     const std::uint64_t k = 2 * (iteration * batch + j);
@@ -161,8 +163,8 @@ std::uint64_t name_hash(const std::string& s) {
 
 /// Trains `model` for `steps` with `step(ctx, x, labels_or_null, iteration)`, checkpointing to
 /// DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and skipped.
-template <class Step>
-void train_stage(const options& o, const dataset& d, const std::string& name, model_t& model, double lr,
+template <class B, class Step>
+void train_stage(const options& o, const dataset& d, const std::string& name, ayf::nn::mlp_flow_model<B>& model, double lr,
                  double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
   const fs::path ckpt = fs::path(o.out) / "checkpoints" / (name + ".safetensors");
   typename B::context ctx(o.seed ^ name_hash(name));
@@ -192,9 +194,9 @@ void train_stage(const options& o, const dataset& d, const std::string& name, mo
   }
   const std::uint64_t data_seed = o.seed ^ name_hash(name + ".data");
   ayf::train::progress progress(name, steps, o.progress_every, std::cerr, state.iteration);
-  B::tensor x, labels;
+  typename B::tensor x, labels;
   for (std::uint64_t it = state.iteration + 1; it <= steps; ++it) {
-    fill_batch(ctx, d, data_seed, it, o.batch, dropout, x, labels);
+    fill_batch<B>(ctx, d, data_seed, it, o.batch, dropout, x, labels);
     model.parameters().zero_gradients(ctx);
     const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
     opt.step(ctx, model.parameters());
@@ -214,7 +216,8 @@ struct result_row {
   double gamma = 0, swd = 0, mmd = 0;
 };
 
-ayf::data::points to_points(typename B::context& ctx, const B::tensor& x, const std::vector<int>& labels) {
+template <class B>
+ayf::data::points to_points(typename B::context& ctx, const typename B::tensor& x, const std::vector<int>& labels) {
   ayf::data::points p;
   const auto host = B::to_host(ctx, x);
   p.values.assign(host.begin(), host.end());
@@ -241,6 +244,18 @@ std::string format_gamma(double g) {
 
 }  // namespace
 
+/// The backends compiled into this program.
+std::vector<std::string> backend_names() {
+#if AYF_TOY2D_THRUST
+  return {"eigen", "thrust"};
+#else
+  return {"eigen"};
+#endif
+}
+
+template <class B>
+int run(options o);
+
 int main(int argc, char** argv) {
   CLI::App app{"toy2d: Align Your Flow on 2-D data: teacher, weak teacher, AYF-EMD / AYF-LMD / sCD / Shortcut "
                "students, sampled at 1..64 steps and scored by sliced W2 and MMD"};
@@ -249,7 +264,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--out", o.out, "output directory")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of data, initialisation, training and sampling")->capture_default_str();
-  app.add_option("--backend", o.backend, "backend (eigen)")->capture_default_str()->check(CLI::IsMember({"eigen"}));
+  app.add_option("--backend", o.backend, "backend (eigen, thrust)")->capture_default_str()->check(CLI::IsMember(backend_names()));
   app.add_option("--width", o.width, "teacher / student hidden width")->capture_default_str();
   app.add_option("--blocks", o.blocks, "residual blocks")->capture_default_str();
   app.add_option("--weak-width", o.weak_width, "weak teacher hidden width")->capture_default_str();
@@ -275,7 +290,16 @@ int main(int argc, char** argv) {
   app.add_option("--progress-every", o.progress_every, "steps between progress lines")->capture_default_str();
   app.add_flag("--resume", o.resume, "load checkpoints in --out and skip finished stages");
   CLI11_PARSE(app, argc, argv);
+#if AYF_TOY2D_THRUST
+  if (o.backend == "thrust") return run<ayf::thrust_backend<float>>(o);
+#endif
+  return run<ayf::eigen_backend<float>>(o);
+}
 
+/// Everything after option parsing, on backend B.
+template <class B>
+int run(options o) {
+  using model_t = ayf::nn::mlp_flow_model<B>;
   try {
     const auto t_start = std::chrono::steady_clock::now();
     if (o.batch == 0 || o.eval_samples < 2 || o.width == 0 || o.weak_width == 0) {
@@ -392,7 +416,7 @@ int main(int argc, char** argv) {
     // ---- evaluation ------------------------------------------------------------------------
     const std::size_t n = d.held_a.rows;
     const auto& labels_host = d.held_a.labels;
-    B::tensor labels_tensor, lambda_tensor;
+    typename B::tensor labels_tensor, lambda_tensor;
     if (labelled) {
       std::vector<float> lv(labels_host.begin(), labels_host.end());
       labels_tensor = B::from_host(ctx, lv, shape::vector(n));
@@ -414,12 +438,12 @@ int main(int argc, char** argv) {
     if (plot) ayf::io::write_scatter_png(fs::path(o.out) / "png" / "data.png", head(d.held_a, 4000), so);
 
     auto evaluate = [&](const std::string& method, const std::string& guidance, std::size_t steps, double gamma,
-                        const std::function<void(typename B::context&, B::tensor&)>& sample) {
+                        const std::function<void(typename B::context&, typename B::tensor&)>& sample) {
       typename B::context ectx(o.seed ^ 0xe7a1);  // the same noise for every method (common random numbers)
-      B::tensor x = B::make(ectx, shape(n, d.train.cols));
+      typename B::tensor x = B::make(ectx, shape(n, d.train.cols));
       B::randn(ectx, x);
       sample(ectx, x);
-      const ayf::data::points p = to_points(ectx, x, labels_host);
+      const ayf::data::points p = to_points<B>(ectx, x, labels_host);
       result_row r{method, guidance, steps, gamma, 0, 0};
       r.swd = ayf::sliced_w2(p, d.held_a);
       r.mmd = ayf::mmd_rbf(head(p, o.mmd_samples), mmd_ref);

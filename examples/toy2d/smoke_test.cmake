@@ -1,6 +1,7 @@
 # cmake -P script behind the toy2d_smoke ctest: --help, a tiny run per dataset kind (CSV header and
 # row count), a resumed run that reproduces the CSV byte for byte, and clear errors for bad input.
-# Inputs: -DPROGRAM=<binary> -DOUT=<dir>.
+# Inputs: -DPROGRAM=<binary> -DOUT=<dir> [-DCOMPARE_BACKEND=thrust: the tiny run on that backend must
+# write the same toy2d.csv as on Eigen, byte for byte].
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
 
@@ -44,6 +45,16 @@ endif()
 foreach(method teacher_euler teacher_heun ayf_emd ayf_lmd scd shortcut)
   expect_in("checkerboard,${method}," "${lines}")
 endforeach()
+
+if(DEFINED COMPARE_BACKEND)
+  run_program(ok "${PROGRAM}" --data checkerboard --out "${OUT}/other" ${tiny} --backend ${COMPARE_BACKEND})
+  file(READ "${OUT}/plain/toy2d.csv" eigen_csv)
+  file(READ "${OUT}/other/toy2d.csv" other_csv)
+  if(NOT eigen_csv STREQUAL other_csv)
+    message(FATAL_ERROR "toy2d.csv differs between --backend eigen and --backend ${COMPARE_BACKEND}")
+  endif()
+  return()
+endif()
 
 # A finished run resumed from its checkpoints gives the same table.
 file(READ "${OUT}/plain/toy2d.csv" first)

@@ -19,8 +19,7 @@ public:
   void operator()(typename B::context& ctx, const typename B::tensor& x, const typename B::tensor& t,
                   const condition<B>& /*cond*/, typename B::tensor& out) {
     require_vector("linear_velocity_field", "t", B::shape_of(x).rows, B::shape_of(t));
-    const Coefficient k = m_k;
-    B::transform(ctx, m_coefficient, [k](auto tv) { return k(tv); }, t);
+    B::transform(ctx, m_coefficient, m_k, t);
     B::scale_sum_rows(ctx, out, m_coefficient, x);
   }
 
@@ -58,7 +57,7 @@ private:
     const std::size_t batch = B::shape_of(x).rows;
     require_vector("linear_flow_map", "t", batch, B::shape_of(t));
     require_vector("linear_flow_map", "s", batch, B::shape_of(s));
-    B::transform(ctx, m_coefficient, [k](auto tv, auto sv) { return k(tv, sv); }, t, s);
+    B::transform(ctx, m_coefficient, k, t, s);
     B::scale_sum_rows(ctx, out, m_coefficient, x);
   }
 
@@ -77,8 +76,7 @@ public:
   void denoise(typename B::context& ctx, const typename B::tensor& x, const typename B::tensor& t,
                const condition<B>& /*cond*/, typename B::tensor& out) {
     require_vector("linear_consistency_model", "t", B::shape_of(x).rows, B::shape_of(t));
-    const Coefficient a = m_a;
-    B::transform(ctx, m_coefficient, [a](auto tv) { return a(tv); }, t);
+    B::transform(ctx, m_coefficient, m_a, t);
     B::scale_sum_rows(ctx, out, m_coefficient, x);
   }
 

@@ -18,6 +18,22 @@ struct euler_coefficients {
   AYF_HOST_DEVICE T out(T t, T s) const { return s - t; }
 };
 
+namespace detail {
+/// k.skip(t, s) and k.out(t, s) as elementwise functors.
+template <class K>
+struct skip_coefficient {
+  K k;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T t, T s) const { return k.skip(t, s); }
+};
+template <class K>
+struct out_coefficient {
+  K k;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T t, T s) const { return k.out(t, s); }
+};
+}  // namespace detail
+
 /// f(x, t, s) = c_skip(t, s) x + c_out(t, s) F(x, t, s) for a flow_map_model F and coefficient
 /// functor with `skip(t, s)` and `out(t, s)` (HD, trivially copyable). `Model` may be a reference.
 template <backend B, class Model, class Coefficients = euler_coefficients>
@@ -37,8 +53,8 @@ public:
     require_vector("flow_map", "s", batch, B::shape_of(s));
     m_model.forward(ctx, x, t, s, cond, m_average_velocity);
     const Coefficients k = m_coefficients;
-    B::transform(ctx, m_skip, [k](auto tv, auto sv) { return k.skip(tv, sv); }, t, s);
-    B::transform(ctx, m_out, [k](auto tv, auto sv) { return k.out(tv, sv); }, t, s);
+    B::transform(ctx, m_skip, detail::skip_coefficient<Coefficients>{k}, t, s);
+    B::transform(ctx, m_out, detail::out_coefficient<Coefficients>{k}, t, s);
     B::scale_sum_rows(ctx, out, m_skip, x, m_out, m_average_velocity);
   }
 

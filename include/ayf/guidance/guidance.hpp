@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/core/model.hpp"
 
 namespace ayf {
@@ -25,7 +26,7 @@ void guidance_weights(typename B::context& ctx, const condition<B>& cond, double
   } else {
     B::fill(ctx, lambda, static_cast<typename B::scalar>(fallback));
   }
-  B::transform(ctx, one_minus_lambda, [](auto l) { return decltype(l)(1) - l; }, lambda);
+  B::transform(ctx, one_minus_lambda, fn::one_minus{}, lambda);
 }
 }  // namespace detail
 

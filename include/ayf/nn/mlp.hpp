@@ -60,6 +60,21 @@ struct silu_tangent {
     return sg * (T(1) + z * (T(1) - sg)) * dz;
   }
 };
+/// sin(p), and cos(p) dp: the time embedding and its tangent.
+struct sine {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T p) const {
+    using std::sin;
+    return sin(p);
+  }
+};
+struct cos_times {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T p, T dp) const {
+    using std::cos;
+    return cos(p) * dp;
+  }
+};
 struct onehot_equal {
   template <class T>
   AYF_HOST_DEVICE T operator()(T label, T column) const { return label == column ? T(1) : T(0); }
@@ -261,9 +276,9 @@ private:
     if (du != nullptr) {
       auto tangent = B::slice(ctx, features, n * e, shape(n, e));
       B::gemm(ctx, transpose::no, transpose::no, static_cast<scalar>(scale), *du, m_omega, scalar(0), tangent);
-      B::transform(ctx, tangent, [](auto p, auto dp) { using std::cos; return cos(p) * dp; }, phase, tangent);
+      B::transform(ctx, tangent, detail::cos_times{}, phase, tangent);
     }
-    B::transform(ctx, phase, [](auto p) { using std::sin; return sin(p); }, phase);
+    B::transform(ctx, phase, detail::sine{}, phase);
   }
 
   /// The shared pass. Without tangents: rows = B; with them: every activation is [2B, .].

@@ -75,21 +75,6 @@ struct pixel_sum_map {
     return b * p * c + r * c + i - b * c;
   }
 };
-struct sine {
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T x) const {
-    using std::sin;
-    return sin(x);
-  }
-};
-/// d sin(phase) = cos(phase) dphase.
-struct cosine_times {
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T phase, T dphase) const {
-    using std::cos;
-    return cos(phase) * dphase;
-  }
-};
 
 /// a = silu(z) on rows [0, n); da = silu'(z) dz on rows [n, 2n) when z is stacked [2n, .].
 template <backend B>
@@ -507,7 +492,7 @@ private:
     if (du != nullptr) {
       auto tangent = B::slice(ctx, features, n * f, shape(n, f));
       B::gemm(ctx, transpose::no, transpose::no, static_cast<scalar>(scale), *du, m_omega, scalar(0), tangent);
-      B::transform(ctx, tangent, detail::cosine_times{}, phase, tangent);
+      B::transform(ctx, tangent, detail::cos_times{}, phase, tangent);
     }
     B::transform(ctx, phase, detail::sine{}, phase);
   }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/objectives/objective.hpp"
 #include "ayf/objectives/time_sampling.hpp"
 
@@ -56,7 +57,7 @@ public:
     detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);
     student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_velocity, m_ones, m_zeros, m_f, m_df, m_saved);
     const double r = tangent_warmup(iteration, m_config.warmup_iterations, m_config.r_max);
-    B::transform(ctx, m_coefficient, [r](auto t, auto s) { return decltype(t)(r) * (t - s); }, batch.t, batch.s);
+    B::transform(ctx, m_coefficient, fn::scaled_difference{r}, batch.t, batch.s);  // r (t - s)
     B::scale_sum_rows(ctx, m_tangent, 1.0, m_f, -1.0, m_velocity, m_coefficient, m_df);
     const step_statistics stats = detail::normalized_tangent_gradient<B>(
         ctx, m_tangent, m_config.tangent_c, m_config.normalize_tangent, m_norms, m_grad_output);

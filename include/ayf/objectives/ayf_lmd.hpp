@@ -3,6 +3,7 @@
 // g_hat = g / (|g| + c); L = mean |F - sg(F- - g_hat)|^2. One extra teacher call at the student's own output.
 #pragma once
 
+#include "ayf/core/functors.hpp"
 #include "ayf/objectives/ayf_emd.hpp"
 
 namespace ayf {
@@ -33,7 +34,7 @@ public:
     detail::fill_like<B>(ctx, m_zero_x, batch.x_t, 0.0);
     student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_zero_x, m_zeros, m_ones, m_f, m_df, m_saved);
     // f- = x_t + (s - t) F-, then the teacher at (f-, s).
-    B::transform(ctx, m_coefficient, [](auto t, auto s) { return s - t; }, batch.t, batch.s);
+    B::transform(ctx, m_coefficient, fn::minus{}, batch.s, batch.t);  // s - t
     B::scale_sum_rows(ctx, m_endpoint, 1.0, batch.x_t, m_coefficient, m_f);
     teacher(ctx, m_endpoint, batch.s, cond, m_velocity);
     const double r = tangent_warmup(iteration, m_config.warmup_iterations, m_config.r_max);

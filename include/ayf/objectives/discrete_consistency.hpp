@@ -4,6 +4,7 @@
 // eps tends to the AYF-EMD gradient (spec §4.2) as eps -> 0.
 #pragma once
 
+#include "ayf/core/functors.hpp"
 #include "ayf/objectives/objective.hpp"
 #include "ayf/objectives/time_sampling.hpp"
 
@@ -13,6 +14,20 @@ struct discrete_consistency_config {
   pair_sampler_config pairs{};
   double epsilon = 0.05;  ///< relative step toward s: t' = t + epsilon (s - t)
 };
+
+namespace detail {
+/// t' = t + eps (s - t).
+struct step_toward {
+  double eps;
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T t, T s) const { return t + T(eps) * (s - t); }
+};
+/// 1 / (a - b).
+struct reciprocal_difference {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T a, T b) const { return T(1) / (a - b); }
+};
+}  // namespace detail
 
 template <backend B, class Student>
 class discrete_consistency {
@@ -39,18 +54,18 @@ public:
     const double eps = m_config.epsilon;
     teacher(ctx, batch.x_t, batch.t, cond, m_velocity);
     // t' and x_t'.
-    B::transform(ctx, m_t_prime, [eps](auto t, auto s) { return t + decltype(t)(eps) * (s - t); }, batch.t, batch.s);
-    B::transform(ctx, m_step, [eps](auto t, auto s) { return decltype(t)(eps) * (s - t); }, batch.t, batch.s);
+    B::transform(ctx, m_t_prime, detail::step_toward{eps}, batch.t, batch.s);
+    B::transform(ctx, m_step, fn::scaled_difference{eps}, batch.s, batch.t);  // eps (s - t)
     B::scale_sum_rows(ctx, m_x_prime, 1.0, batch.x_t, m_step, m_velocity);
     // Target f-(x_t', t', s) = x_t' + (s - t') F-(x_t', t', s).
     student.forward(ctx, m_x_prime, m_t_prime, batch.s, cond, m_f_target, m_saved_target);
-    B::transform(ctx, m_step, [](auto tp, auto s) { return s - tp; }, m_t_prime, batch.s);
+    B::transform(ctx, m_step, fn::minus{}, batch.s, m_t_prime);  // s - t'
     B::scale_sum_rows(ctx, m_target, 1.0, m_x_prime, m_step, m_f_target);
     // f(x_t, t, s) - target, and dL/dF = (2 / B) w (s - t) (f - target) = (2 / B) (f - target) / (s - t).
     student.forward(ctx, batch.x_t, batch.t, batch.s, cond, m_f, m_saved);
-    B::transform(ctx, m_step, [](auto t, auto s) { return s - t; }, batch.t, batch.s);
+    B::transform(ctx, m_step, fn::minus{}, batch.s, batch.t);  // s - t
     B::scale_sum_rows(ctx, m_residual, 1.0, batch.x_t, m_step, m_f, -1.0, m_target);
-    B::transform(ctx, m_step, [](auto t, auto s) { return decltype(t)(1) / (s - t); }, batch.t, batch.s);
+    B::transform(ctx, m_step, detail::reciprocal_difference{}, batch.s, batch.t);  // 1 / (s - t)
     B::scale_sum_rows(ctx, m_residual, m_step, m_residual);  // sqrt(w) (f - target), signed by (s - t)
     step_statistics stats = detail::squared_error_gradient<B>(ctx, m_residual);
     stats.tangent_norm /= eps;  // |f - target| / eps estimates |df/dt|

@@ -2,6 +2,7 @@
 // with x_t = (1 - t) x0 + t eps, t ~ U[t_min, t_max]; trains a velocity model (teacher) from data.
 #pragma once
 
+#include "ayf/core/functors.hpp"
 #include "ayf/objectives/objective.hpp"
 #include "ayf/objectives/time_sampling.hpp"
 
@@ -32,7 +33,7 @@ public:
     B::randn(ctx, m_eps);
     B::rand_uniform(ctx, m_t);
     const double lo = m_config.t_min, span = m_config.t_max - m_config.t_min;
-    B::transform(ctx, m_t, [lo, span](auto u) { return decltype(u)(lo) + decltype(u)(span) * u; }, m_t);
+    B::transform(ctx, m_t, fn::affine{lo, span}, m_t);
     interpolate<B>(ctx, x0, m_eps, m_t, m_x_t, m_scratch);
     conditional_velocity<B>(ctx, x0, m_eps, m_target);
     model.forward(ctx, m_x_t, m_t, m_t, condition<B>{labels, nullptr}, m_out, m_saved);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/core/model.hpp"
 
 namespace ayf {
@@ -57,13 +58,13 @@ step_statistics normalized_tangent_gradient(typename B::context& ctx, const type
                                             bool normalize, typename B::tensor& norms,
                                             typename B::tensor& grad_output) {
   const double batch = static_cast<double>(B::shape_of(g).rows);
-  B::reduce_rows(ctx, norms, [](auto v) { return v * v; }, g);
-  B::transform(ctx, norms, [](auto n2) { using std::sqrt; return sqrt(n2); }, norms);
+  B::reduce_rows(ctx, norms, fn::square{}, g);
+  B::transform(ctx, norms, fn::square_root{}, norms);
   step_statistics stats;
-  stats.tangent_norm = static_cast<double>(B::reduce_all(ctx, [](auto n) { return n; }, norms)) / batch;
+  stats.tangent_norm = static_cast<double>(B::reduce_all(ctx, fn::identity{}, norms)) / batch;
   if (normalize) {
     // norms <- 1 / (|g| + c); loss = mean (|g| / (|g| + c))^2.
-    B::transform(ctx, norms, [c](auto n) { return decltype(n)(1) / (n + decltype(n)(c)); }, norms);
+    B::transform(ctx, norms, fn::reciprocal_plus{c}, norms);
     B::scale_sum_rows(ctx, grad_output, norms, g);
     stats.loss = static_cast<double>(B::dot(ctx, grad_output, grad_output)) / batch;
     B::scale_sum_rows(ctx, grad_output, 2.0 / batch, grad_output);

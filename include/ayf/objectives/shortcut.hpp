@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/objectives/objective.hpp"
 #include "ayf/objectives/time_sampling.hpp"
 
@@ -16,6 +17,19 @@ struct shortcut_config {
   pair_sampler_config pairs{};
   double flow_matching_fraction = 0.25;  ///< rows with s = t and the teacher target
 };
+
+namespace detail {
+/// m t + (1 - m) s: s = t on the flow-matching rows (mask 1).
+struct masked_time {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T m, T t, T s) const { return m * t + (T(1) - m) * s; }
+};
+/// (1 - m) / 2: the weight of each half step on the bootstrap rows.
+struct half_unmasked {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T m) const { return (T(1) - m) * T(0.5); }
+};
+}  // namespace detail
 
 template <backend B, class Student>
 class shortcut {
@@ -39,13 +53,12 @@ public:
     // Bootstrap target from two half steps of the student.
     B::scale_sum_rows(ctx, m_u, 0.5, m_batch.t, 0.5, m_batch.s);
     student.forward(ctx, m_batch.x_t, m_batch.t, m_u, cond, m_first, m_saved_target);
-    B::transform(ctx, m_step, [](auto u, auto t) { return u - t; }, m_u, m_batch.t);
+    B::transform(ctx, m_step, fn::minus{}, m_u, m_batch.t);
     B::scale_sum_rows(ctx, m_x_u, 1.0, m_batch.x_t, m_step, m_first);
     student.forward(ctx, m_x_u, m_u, m_batch.s, cond, m_second, m_saved_target);
     // Rows with mask 1: s = t and target v; others: the bootstrap (F1 + F2) / 2.
-    B::transform(ctx, m_s, [](auto m, auto t, auto s) { return m * t + (decltype(m)(1) - m) * s; }, m_mask, m_batch.t,
-                 m_batch.s);
-    B::transform(ctx, m_rest, [](auto m) { return (decltype(m)(1) - m) * decltype(m)(0.5); }, m_mask);
+    B::transform(ctx, m_s, detail::masked_time{}, m_mask, m_batch.t, m_batch.s);
+    B::transform(ctx, m_rest, detail::half_unmasked{}, m_mask);
     B::scale_sum_rows(ctx, m_target, m_mask, m_velocity, m_rest, m_first, m_rest, m_second);
     student.forward(ctx, m_batch.x_t, m_batch.t, m_s, cond, m_f, m_saved);
     B::scale_sum_rows(ctx, m_residual, 1.0, m_f, -1.0, m_target);

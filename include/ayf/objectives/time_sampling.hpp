@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/core/dual.hpp"
 #include "ayf/core/model.hpp"
 #include "ayf/paths/interpolant.hpp"
@@ -20,9 +21,21 @@ struct pair_sampler_config {
 };
 
 namespace detail {
+/// d = sigmoid(tau + mean).
 struct interval_from_normal {
+  double mean;
   template <class T>
-  AYF_HOST_DEVICE T operator()(T tau) const { return sigmoid(tau); }
+  AYF_HOST_DEVICE T operator()(T tau) const { return sigmoid(tau + T(mean)); }
+};
+/// s = u (1 - d): uniform on [0, 1 - d].
+struct start_in_interval {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T u, T d) const { return u * (T(1) - d); }
+};
+/// min(t, 1).
+struct at_most_one {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T t) const { return t < T(1) ? t : T(1); }
 };
 }  // namespace detail
 
@@ -53,20 +66,19 @@ void sample_training_batch(typename B::context& ctx, const pair_sampler_config& 
   B::randn(ctx, batch.t);
   B::scale_sum_rows(ctx, batch.t, config.p_std, batch.t);
   const double mean = config.p_mean;
-  B::transform(ctx, batch.t, [mean](auto tau) { return detail::interval_from_normal{}(tau + decltype(tau)(mean)); },
-               batch.t);
+  B::transform(ctx, batch.t, detail::interval_from_normal{mean}, batch.t);
   if (config.consistency) {
     B::fill(ctx, batch.s, typename B::scalar(0));
   } else {
     // s = u (1 - d), t = s + d.
     B::rand_uniform(ctx, batch.s);
-    B::transform(ctx, batch.s, [](auto u, auto d) { return u * (decltype(u)(1) - d); }, batch.s, batch.t);
+    B::transform(ctx, batch.s, detail::start_in_interval{}, batch.s, batch.t);
     B::scale_sum_rows(ctx, batch.t, 1.0, batch.t, 1.0, batch.s);
-    B::transform(ctx, batch.t, [](auto t) { return t < decltype(t)(1) ? t : decltype(t)(1); }, batch.t);  // rounding
+    B::transform(ctx, batch.t, detail::at_most_one{}, batch.t);  // rounding
   }
   B::rand_uniform(ctx, batch.lambda);
   B::scale_sum_rows(ctx, batch.lambda, config.lambda_max - config.lambda_min, batch.lambda);
-  B::transform(ctx, batch.lambda, [low = config.lambda_min](auto l) { return l + decltype(l)(low); }, batch.lambda);
+  B::transform(ctx, batch.lambda, fn::add{config.lambda_min}, batch.lambda);
   interpolate<B>(ctx, x0, batch.eps, batch.t, batch.x_t, batch.scratch);
 }
 

@@ -5,12 +5,18 @@
 #include <cmath>
 #include <limits>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/core/backend.hpp"
 #include "ayf/core/error.hpp"
 
 namespace ayf {
 
 namespace detail {
+/// 1 for a time outside [0, 1] (NaN included), else 0.
+struct outside_unit_interval {
+  template <class T>
+  AYF_HOST_DEVICE double operator()(T v) const { return (v >= 0 && v <= 1) ? 0.0 : 1.0; }
+};
 /// Raises unless every entry of the per-sample time vector `t` ([batch, 1]) lies in [0, 1].
 template <backend B>
 void require_unit_times(typename B::context& ctx, const char* where, const char* argument,
@@ -18,7 +24,7 @@ void require_unit_times(typename B::context& ctx, const char* where, const char*
   require_vector(where, argument, batch, B::shape_of(t));
   if (batch == 0) return;
   // Counting entries outside [0, 1] catches NaN, which min/max comparisons would skip.
-  const auto outside = B::reduce_all(ctx, [](auto v) { return (v >= 0 && v <= 1) ? 0.0 : 1.0; }, t);
+  const auto outside = B::reduce_all(ctx, outside_unit_interval{}, t);
   if (outside > 0) {
     const auto [lo, hi] = B::extrema(ctx, t);
     throw_argument_error(where, argument, "times in [0, 1]",
@@ -34,7 +40,7 @@ void interpolate(typename B::context& ctx, const typename B::tensor& x0,
                  typename B::tensor& out, typename B::tensor& one_minus_t) {
   require_shape("interpolate", "eps", B::shape_of(x0), B::shape_of(eps));
   detail::require_unit_times<B>(ctx, "interpolate", "t", t, B::shape_of(x0).rows);
-  B::transform(ctx, one_minus_t, [](auto tv) { return decltype(tv)(1) - tv; }, t);
+  B::transform(ctx, one_minus_t, fn::one_minus{}, t);
   B::scale_sum_rows(ctx, out, one_minus_t, x0, t, eps);
 }
 

@@ -1,0 +1,687 @@
+// ayf/backends/thrust/backend.hpp: the Thrust backend (design.md §1, §3). Tensors are
+// thrust::device_vector data plus a shape on whichever system THRUST_DEVICE_SYSTEM selects (CUDA,
+// TBB or CPP); elementwise work is Thrust for_each over indices calling the user's AYF_HOST_DEVICE
+// functors; reductions sum in the host backend's fixed order; gemm is cuBLAS (CUDA) or Eigen (host).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <thrust/device_allocator.h>
+#include <thrust/device_vector.h>
+#include <thrust/execution_policy.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+
+#include "ayf/core/backend.hpp"
+#include "ayf/core/error.hpp"
+#include "ayf/core/host_kernels.hpp"
+#include "ayf/core/philox.hpp"
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+#define AYF_THRUST_CUDA 1
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <thrust/system/cuda/execution_policy.h>
+#else
+#define AYF_THRUST_CUDA 0
+#include "ayf/backends/eigen/backend.hpp"  // eigen_storage<S>::gemm, the host systems' GEMM
+#endif
+
+namespace ayf {
+
+/// Counts of device allocations made by every thrust_backend tensor and workspace (all threads).
+/// A warmed-up training step makes none (tests/thrust).
+struct thrust_allocation_counter {
+  static inline std::atomic<std::uint64_t> allocations{0};
+  static inline std::atomic<std::uint64_t> bytes{0};
+  [[nodiscard]] static std::uint64_t count() { return allocations.load(std::memory_order_relaxed); }
+};
+
+/// thrust::device_allocator that counts every allocation in thrust_allocation_counter.
+template <class T>
+class counting_device_allocator : public ::thrust::device_allocator<T> {
+  using base = ::thrust::device_allocator<T>;
+
+public:
+  using typename base::pointer;
+  using typename base::size_type;
+  template <class U>
+  struct rebind {
+    using other = counting_device_allocator<U>;
+  };
+  counting_device_allocator() = default;
+  counting_device_allocator(const counting_device_allocator&) = default;
+  counting_device_allocator& operator=(const counting_device_allocator&) = default;
+  template <class U>
+  counting_device_allocator(const counting_device_allocator<U>& /*other*/) {}  // NOLINT: stateless
+  ~counting_device_allocator() = default;
+
+  pointer allocate(size_type n) {
+    thrust_allocation_counter::allocations.fetch_add(1, std::memory_order_relaxed);
+    thrust_allocation_counter::bytes.fetch_add(n * sizeof(T), std::memory_order_relaxed);
+    return base::allocate(n);
+  }
+  friend bool operator==(const counting_device_allocator&, const counting_device_allocator&) { return true; }
+  friend bool operator!=(const counting_device_allocator&, const counting_device_allocator&) { return false; }
+};
+
+template <class T>
+using thrust_vector = ::thrust::device_vector<T, counting_device_allocator<T>>;
+
+/// An owning tensor: row-major device data and its [rows, cols].
+template <std::floating_point S>
+struct thrust_tensor {
+  thrust_vector<S> values;
+  shape extent{};
+};
+
+/// A non-owning, trivially copyable window onto contiguous row-major device data. `S` may be const.
+template <class S>
+struct thrust_view {
+  S* data = nullptr;
+  shape extent{};
+};
+
+namespace thrust_kernels {
+
+/// u * v (dot). Kernel functors live at namespace scope: nvcc names them in kernel stubs.
+struct multiply {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T u, T v) const { return u * v; }
+};
+
+/// out[k] = value.
+template <class S>
+struct fill {
+  S* out;
+  S value;
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { out[k] = value; }
+};
+/// out[k] = in[k].
+template <class S>
+struct copy {
+  const S* in;
+  S* out;
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { out[k] = in[k]; }
+};
+
+/// out[k] = f(in_1[k], ..., in_N[k]).
+template <class S, class F, std::size_t N>
+struct transform {
+  S* out;
+  F f;
+  const S* in[N];
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { apply(k, std::make_index_sequence<N>{}); }
+  template <std::size_t... I>
+  AYF_HOST_DEVICE void apply(std::size_t k, std::index_sequence<I...> /*unused*/) const {
+    out[k] = static_cast<S>(f(in[I][k]...));
+  }
+};
+
+/// y[i, j] = sum_k c_k(i) x_k[i, j], in k order (as host_kernels::scale_sum_rows).
+template <class S, std::size_t N>
+struct scale_sum_rows {
+  S* y;
+  std::size_t cols;
+  const S* coefficient[N];  ///< a [B] array, or null for `constant`
+  S constant[N];
+  const S* x[N];
+  AYF_HOST_DEVICE S c(std::size_t k, std::size_t row) const {
+    return coefficient[k] != nullptr ? coefficient[k][row] : constant[k];
+  }
+  AYF_HOST_DEVICE void operator()(std::size_t e) const {
+    const std::size_t row = e / cols;
+    S acc = c(0, row) * x[0][e];
+    for (std::size_t k = 1; k < N; ++k) acc += c(k, row) * x[k][e];
+    y[e] = acc;
+  }
+};
+
+/// out[i] = sum_j f(in_1[i, j], ...) accumulated in double, j in order (one row per index).
+template <class S, class F, std::size_t N>
+struct reduce_rows {
+  S* out;
+  std::size_t cols;
+  F f;
+  const S* in[N];
+  AYF_HOST_DEVICE void operator()(std::size_t row) const { apply(row, std::make_index_sequence<N>{}); }
+  template <std::size_t... I>
+  AYF_HOST_DEVICE void apply(std::size_t row, std::index_sequence<I...> /*unused*/) const {
+    double acc = 0;
+    const std::size_t base = row * cols;
+    for (std::size_t j = 0; j < cols; ++j) acc += static_cast<double>(f(in[I][base + j]...));
+    out[row] = static_cast<S>(acc);
+  }
+};
+
+/// partial[c] = sum of f over chunk c of host_kernels::reduce_chunk elements, in double.
+template <class S, class F, std::size_t N>
+struct reduce_chunks {
+  double* partial;
+  std::size_t n;
+  F f;
+  const S* in[N];
+  AYF_HOST_DEVICE void operator()(std::size_t chunk) const { apply(chunk, std::make_index_sequence<N>{}); }
+  template <std::size_t... I>
+  AYF_HOST_DEVICE void apply(std::size_t chunk, std::index_sequence<I...> /*unused*/) const {
+    const std::size_t begin = chunk * host_kernels::reduce_chunk;
+    const std::size_t end = begin + host_kernels::reduce_chunk < n ? begin + host_kernels::reduce_chunk : n;
+    double acc = 0;
+    for (std::size_t k = begin; k < end; ++k) acc += static_cast<double>(f(in[I][k]...));
+    partial[chunk] = acc;
+  }
+};
+/// partial[count] = partial[0] + ... + partial[count - 1], in order (one index).
+struct sum_partials {
+  double* partial;
+  std::size_t count;
+  AYF_HOST_DEVICE void operator()(std::size_t /*unused*/) const {
+    double total = 0;
+    for (std::size_t c = 0; c < count; ++c) total += partial[c];
+    partial[count] = total;
+  }
+};
+
+/// range[2c], range[2c + 1] = min, max of chunk c.
+template <class S>
+struct extrema_chunks {
+  double* range;
+  std::size_t n;
+  const S* in;
+  AYF_HOST_DEVICE void operator()(std::size_t chunk) const {
+    const std::size_t begin = chunk * host_kernels::reduce_chunk;
+    const std::size_t end = begin + host_kernels::reduce_chunk < n ? begin + host_kernels::reduce_chunk : n;
+    S lo = in[begin], hi = in[begin];
+    for (std::size_t k = begin + 1; k < end; ++k) {
+      if (in[k] < lo) lo = in[k];
+      if (!(in[k] < hi)) hi = in[k];
+    }
+    range[2 * chunk] = static_cast<double>(lo);
+    range[2 * chunk + 1] = static_cast<double>(hi);
+  }
+};
+/// range[2 count], range[2 count + 1] = min, max over the chunks' ranges.
+struct merge_extrema {
+  double* range;
+  std::size_t count;
+  AYF_HOST_DEVICE void operator()(std::size_t /*unused*/) const {
+    double lo = range[0], hi = range[1];
+    for (std::size_t c = 1; c < count; ++c) {
+      if (range[2 * c] < lo) lo = range[2 * c];
+      if (!(range[2 * c + 1] < hi)) hi = range[2 * c + 1];
+    }
+    range[2 * count] = lo;
+    range[2 * count + 1] = hi;
+  }
+};
+
+/// out[i] = in[map(i)], 0 where map(i) < 0.
+template <class S, class Map>
+struct gather {
+  S* out;
+  const S* in;
+  Map map;
+  AYF_HOST_DEVICE void operator()(std::size_t i) const {
+    const std::int64_t k = map(static_cast<std::int64_t>(i));
+    out[i] = k < 0 ? S(0) : in[k];
+  }
+};
+/// out[i] = sum_{r < taps} in[map(i, r)], map < 0 skipped, r in order.
+template <class S, class Map>
+struct gather_sum {
+  S* out;
+  const S* in;
+  Map map;
+  std::int64_t taps;
+  AYF_HOST_DEVICE void operator()(std::size_t i) const {
+    S acc = S(0);
+    for (std::int64_t r = 0; r < taps; ++r) {
+      const std::int64_t k = map(static_cast<std::int64_t>(i), r);
+      if (k >= 0) acc += in[k];
+    }
+    out[i] = acc;
+  }
+};
+
+/// out[k] = philox_normal(seed, first + k): the same numbers as host_kernels::randn.
+template <class S>
+struct randn {
+  S* out;
+  std::uint64_t seed, first;
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { out[k] = static_cast<S>(philox_normal(seed, first + k)); }
+};
+/// out[k] = philox_uniform(seed, first + k) in precision S.
+template <class S>
+struct rand_uniform {
+  S* out;
+  std::uint64_t seed, first;
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { out[k] = uniform_as<S>(philox_uniform(seed, first + k)); }
+};
+
+}  // namespace thrust_kernels
+
+/// Execution context: the Philox stream, a reduction workspace that only grows (so a warmed-up
+/// step does not allocate), and on CUDA the stream every kernel and GEMM runs on and a cuBLAS
+/// handle (created on the first GEMM). Move-only.
+class thrust_context {
+public:
+  philox_stream rng{};
+  thrust_vector<double> workspace;
+#if AYF_THRUST_CUDA
+  /// The default stream unless the caller sets one, which must be a blocking stream: device_vector
+  /// allocates and zero-fills on the legacy default stream.
+  cudaStream_t stream = nullptr;
+  /// When true, every gemm is bracketed by CUDA events and its time added to gemm_milliseconds
+  /// (this synchronizes after each GEMM: for profiling only).
+  bool time_gemm = false;
+  double gemm_milliseconds = 0;
+#endif
+  std::uint64_t gemm_calls = 0;
+
+  thrust_context() = default;
+  explicit thrust_context(std::uint64_t seed) : rng{seed, 0} {}
+  thrust_context(const thrust_context&) = delete;
+  thrust_context& operator=(const thrust_context&) = delete;
+  thrust_context(thrust_context&& other) noexcept
+      : rng(other.rng), workspace(std::move(other.workspace))
+#if AYF_THRUST_CUDA
+        , stream(other.stream), time_gemm(other.time_gemm), gemm_milliseconds(other.gemm_milliseconds),
+        m_blas(std::exchange(other.m_blas, nullptr))
+#endif
+        , gemm_calls(other.gemm_calls) {
+  }
+  thrust_context& operator=(thrust_context&& other) noexcept {
+    if (this != &other) {
+      release();
+      rng = other.rng;
+      workspace = std::move(other.workspace);
+#if AYF_THRUST_CUDA
+      stream = other.stream;
+      time_gemm = other.time_gemm;
+      gemm_milliseconds = other.gemm_milliseconds;
+      m_blas = std::exchange(other.m_blas, nullptr);
+#endif
+      gemm_calls = other.gemm_calls;
+    }
+    return *this;
+  }
+  ~thrust_context() { release(); }
+
+  /// The execution policy of every algorithm: the context's stream on CUDA.
+  auto policy() const {
+#if AYF_THRUST_CUDA
+    return ::thrust::cuda::par_nosync.on(stream);
+#else
+    return ::thrust::device;
+#endif
+  }
+
+  /// At least `n` doubles of workspace (grows, never shrinks).
+  double* scratch(std::size_t n) {
+    if (workspace.size() < n) workspace.resize(n);
+    return ::thrust::raw_pointer_cast(workspace.data());
+  }
+
+#if AYF_THRUST_CUDA
+  /// The cuBLAS handle, bound to `stream`.
+  cublasHandle_t blas() {
+    if (m_blas == nullptr) check(cublasCreate(&m_blas), "cublasCreate");
+    check(cublasSetStream(m_blas, stream), "cublasSetStream");
+    return m_blas;
+  }
+  static void check(cudaError_t status, const char* what) {
+    if (status != cudaSuccess) throw error(detail::concat("thrust_backend: ", what, " failed: ", cudaGetErrorString(status)));
+  }
+  static void check(cublasStatus_t status, const char* what) {
+    if (status != CUBLAS_STATUS_SUCCESS) throw error(detail::concat("thrust_backend: ", what, " failed with cuBLAS status ", static_cast<int>(status)));
+  }
+#endif
+
+private:
+  void release() noexcept {
+#if AYF_THRUST_CUDA
+    if (m_blas != nullptr) cublasDestroy(m_blas);
+    m_blas = nullptr;
+#endif
+  }
+#if AYF_THRUST_CUDA
+  cublasHandle_t m_blas = nullptr;
+#endif
+};
+
+template <std::floating_point S>
+struct thrust_backend {
+  using scalar = S;
+  using tensor = thrust_tensor<S>;
+  using view = thrust_view<S>;
+  using const_view = thrust_view<const S>;
+  using context = thrust_context;
+
+  // ---- operands: a tensor, a view or a const view ----------------------------------------------
+  static shape shape_of(const tensor& x) { return shape(x.extent.rows, x.extent.cols); }
+  static shape shape_of(const view& x) { return x.extent; }
+  static shape shape_of(const const_view& x) { return x.extent; }
+
+  static view as_view(tensor& x) { return {data(x), shape_of(x)}; }
+  static const_view as_view(const tensor& x) { return {data(x), shape_of(x)}; }
+
+  /// Elements [offset, offset + sh.size()) of `flat`'s row-major data viewed as `sh`.
+  static view slice(context& /*ctx*/, tensor& flat, std::size_t offset, const shape& sh) {
+    check_slice(shape_of(flat), offset, sh);
+    return {data(flat) + offset, sh};
+  }
+  static const_view slice(context& /*ctx*/, const tensor& flat, std::size_t offset, const shape& sh) {
+    check_slice(shape_of(flat), offset, sh);
+    return {data(flat) + offset, sh};
+  }
+
+  // ---- data movement -------------------------------------------------------------------------
+  /// A zero-filled tensor of shape sh.
+  static tensor make(context& /*ctx*/, const shape& sh) {
+    tensor y;
+    y.values.resize(sh.size(), S(0));
+    y.extent = shape(sh.rows, sh.cols);
+    return y;
+  }
+  /// Gives `y` the shape (a no-op when it has it; no allocation when the capacity suffices).
+  static void resize(context& /*ctx*/, tensor& y, const shape& sh) {
+    if (y.extent.rows != sh.rows || y.extent.cols != sh.cols) {
+      y.values.resize(sh.size());
+      y.extent = shape(sh.rows, sh.cols);
+    }
+  }
+  static void resize(context& /*ctx*/, const view& y, const shape& sh) { require_shape("resize", "out", sh, y.extent); }
+
+  template <class In, class Out>
+  static void copy(context& ctx, const In& x, Out&& y) {
+    resize(ctx, y, shape_of(x));
+    launch(ctx, shape_of(x).size(), thrust_kernels::copy<S>{data(x), data(y)});
+  }
+  template <class Out>
+  static void fill(context& ctx, Out&& y, scalar value) {
+    launch(ctx, shape_of(y).size(), thrust_kernels::fill<S>{data(y), value});
+  }
+  template <class In>
+  static std::vector<scalar> to_host(context& ctx, const In& x) {
+    std::vector<scalar> out(shape_of(x).size());
+    download(ctx, data(x), out.data(), out.size());
+    return out;
+  }
+  static tensor from_host(context& ctx, const std::vector<scalar>& values, const shape& sh) {
+    require(values.size() == sh.size(), "from_host", "values", detail::concat(sh.size(), " values for shape ", sh),
+            values.size());
+    tensor y = make(ctx, sh);
+    upload(ctx, values.data(), data(y), values.size());
+    return y;
+  }
+
+  // ---- elementwise ---------------------------------------------------------------------------
+  /// out[i,j] = f(in_1[i,j], ..., in_n[i,j]); every input has out's shape (out is resized to it).
+  template <class Out, class F, class... In>
+  static void transform(context& ctx, Out&& out, const F& f, const In&... in) {
+    static_assert(sizeof...(In) >= 1, "transform needs at least one input");
+    static_assert((is_operand<In> && ...), "transform inputs must be tensors or views");
+    const shape sh = same_shape("transform", in...);
+    require_no_resized_alias("transform", out, sh, in...);
+    resize(ctx, out, sh);
+    launch(ctx, sh.size(), thrust_kernels::transform<S, F, sizeof...(In)>{data(out), f, {data(in)...}});
+  }
+
+  /// y[i, :] = sum_k c_k[i] x_k[i, :]; arguments alternate coefficient (a scalar or a [B, 1] tensor
+  /// or view) and tensor. y may alias any x_k.
+  template <class Out, class... Args>
+  static void scale_sum_rows(context& ctx, Out&& y, const Args&... args) {
+    static_assert(sizeof...(Args) >= 2 && sizeof...(Args) % 2 == 0, "scale_sum_rows takes pairs (coefficient, tensor)");
+    constexpr std::size_t n = sizeof...(Args) / 2;
+    const auto refs = std::forward_as_tuple(args...);
+    const shape sh = shape_of(std::get<1>(refs));
+    thrust_kernels::scale_sum_rows<S, n> kernel{};
+    kernel.cols = sh.cols;
+    [&]<std::size_t... K>(std::index_sequence<K...>) {
+      ((set_coefficient(kernel, K, std::get<2 * K>(refs), sh.rows),
+        kernel.x[K] = checked_data("scale_sum_rows", std::get<2 * K + 1>(refs), sh)),
+       ...);
+    }(std::make_index_sequence<n>{});
+    require_no_resized_alias("scale_sum_rows", y, sh, args...);
+    resize(ctx, y, sh);
+    kernel.y = data(y);
+    launch(ctx, sh.size(), kernel);
+  }
+
+  // ---- index maps --------------------------------------------------------------------------
+  /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0); out is resized to out_shape.
+  template <class Out, class In, class Map>
+  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map) {
+    static_assert(is_operand<In>, "gather: the input must be a tensor or view");
+    require_no_resized_alias("gather", out, out_shape, in);
+    resize(ctx, out, out_shape);
+    launch(ctx, out_shape.size(), thrust_kernels::gather<S, Map>{data(out), data(in), map});
+  }
+
+  /// out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped), r in order.
+  template <class Out, class In, class Map>
+  static void gather_sum(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
+                         std::int64_t taps) {
+    static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
+    require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
+    require_no_resized_alias("gather_sum", out, out_shape, in);
+    resize(ctx, out, out_shape);
+    launch(ctx, out_shape.size(), thrust_kernels::gather_sum<S, Map>{data(out), data(in), map, taps});
+  }
+
+  // ---- reductions ----------------------------------------------------------------------------
+  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1]. Summed in column order, in double.
+  template <class Out, class F, class... In>
+  static void reduce_rows(context& ctx, Out&& out, const F& f, const In&... in) {
+    const shape sh = same_shape("reduce_rows", in...);
+    require_no_resized_alias("reduce_rows", out, shape::vector(sh.rows), in...);
+    resize(ctx, out, shape::vector(sh.rows));
+    launch(ctx, sh.rows, thrust_kernels::reduce_rows<S, F, sizeof...(In)>{data(out), sh.cols, f, {data(in)...}});
+  }
+
+  /// sum over all elements of f(in_1, ...): chunk sums in double, then the chunks in order (the
+  /// host backend's order, so the result is bitwise the Eigen backend's on host systems).
+  template <class F, class... In>
+  static scalar reduce_all(context& ctx, const F& f, const In&... in) {
+    const shape sh = same_shape("reduce_all", in...);
+    const std::size_t chunks = host_kernels::chunk_count(sh.size());
+    double* partial = ctx.scratch(chunks + 1);
+    launch(ctx, chunks, thrust_kernels::reduce_chunks<S, F, sizeof...(In)>{partial, sh.size(), f, {data(in)...}});
+    launch(ctx, 1, thrust_kernels::sum_partials{partial, chunks});
+    double total = 0;
+    download(ctx, partial + chunks, &total, 1);
+    return static_cast<scalar>(total);
+  }
+
+  template <class A, class Bv>
+  static scalar dot(context& ctx, const A& a, const Bv& b) {
+    return reduce_all(ctx, thrust_kernels::multiply{}, a, b);
+  }
+
+  /// {min, max} over all elements; raises on an empty tensor.
+  template <class In>
+  static std::pair<scalar, scalar> extrema(context& ctx, const In& x) {
+    const std::size_t n = shape_of(x).size();
+    require(n > 0, "extrema", "x", "a non-empty tensor", shape_of(x));
+    const std::size_t chunks = host_kernels::chunk_count(n);
+    double* range = ctx.scratch(2 * chunks + 2);
+    launch(ctx, chunks, thrust_kernels::extrema_chunks<S>{range, n, data(x)});
+    launch(ctx, 1, thrust_kernels::merge_extrema{range, chunks});
+    double result[2] = {0, 0};
+    download(ctx, range + 2 * chunks, result, 2);
+    return {static_cast<scalar>(result[0]), static_cast<scalar>(result[1])};
+  }
+
+  // ---- random numbers ------------------------------------------------------------------------
+  /// Standard normal Philox draws; takes shape_of(out).size() indices from ctx.rng.
+  template <class Out>
+  static void randn(context& ctx, Out&& out) {
+    const std::size_t n = shape_of(out).size();
+    const std::uint64_t first = ctx.rng.take(n);
+    launch(ctx, n, thrust_kernels::randn<S>{data(out), ctx.rng.seed, first});
+  }
+  /// Uniform [0, 1) Philox draws.
+  template <class Out>
+  static void rand_uniform(context& ctx, Out&& out) {
+    const std::size_t n = shape_of(out).size();
+    const std::uint64_t first = ctx.rng.take(n);
+    launch(ctx, n, thrust_kernels::rand_uniform<S>{data(out), ctx.rng.seed, first});
+  }
+
+  // ---- GEMM ----------------------------------------------------------------------------------
+  /// C = alpha op(A) op(B) + beta C (row-major). C must already have the result's shape when beta != 0.
+  template <class A, class Bm, class C>
+  static void gemm(context& ctx, transpose op_a, transpose op_b, scalar alpha, const A& a, const Bm& b, scalar beta,
+                   C&& c) {
+    const shape sa = shape_of(a), sb = shape_of(b);
+    const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
+    const std::size_t m = ta ? sa.cols : sa.rows, k = ta ? sa.rows : sa.cols;
+    const std::size_t kb = tb ? sb.cols : sb.rows, n = tb ? sb.rows : sb.cols;
+    require(k == kb, "gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
+    if (beta != scalar(0)) require_shape("gemm", "C", shape(m, n), shape_of(c));
+    resize(ctx, c, shape(m, n));
+    ++ctx.gemm_calls;
+    if (m == 0 || n == 0) return;
+#if AYF_THRUST_CUDA
+    gemm_cublas(ctx, m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c));
+#else
+    // Host systems: the Eigen backend's GEMM on the same row-major memory (bitwise its results).
+    eigen_storage<S>::gemm(m, n, k, ta, tb, alpha, data(a), sa.cols, data(b), sb.cols, beta, data(c));
+#endif
+  }
+
+private:
+  template <class X>
+  static constexpr bool is_operand = std::is_same_v<X, tensor> || std::is_same_v<X, view> ||
+                                     std::is_same_v<X, const_view>;
+
+  static S* data(tensor& x) { return ::thrust::raw_pointer_cast(x.values.data()); }
+  static const S* data(const tensor& x) { return ::thrust::raw_pointer_cast(x.values.data()); }
+  static S* data(const view& x) { return x.data; }
+  static const S* data(const const_view& x) { return x.data; }
+
+  /// Runs kernel(i) for i in [0, n) as one Thrust for_each on the context's system (and stream).
+  template <class Kernel>
+  static void launch(context& ctx, std::size_t n, const Kernel& kernel) {
+    if (n == 0) return;
+    ::thrust::for_each_n(ctx.policy(), ::thrust::counting_iterator<std::size_t>(0), n, kernel);
+  }
+
+  /// Device -> host copies (synchronizing with the context's stream on CUDA).
+  template <class T>
+  static void download(context& ctx, const T* device, T* host, std::size_t n) {
+    if (n == 0) return;
+#if AYF_THRUST_CUDA
+    context::check(cudaMemcpyAsync(host, device, n * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream), "cudaMemcpyAsync");
+    context::check(cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
+#else
+    (void)ctx;
+    std::copy_n(device, n, host);
+#endif
+  }
+  template <class T>
+  static void upload(context& ctx, const T* host, T* device, std::size_t n) {
+    if (n == 0) return;
+#if AYF_THRUST_CUDA
+    context::check(cudaMemcpyAsync(device, host, n * sizeof(T), cudaMemcpyHostToDevice, ctx.stream), "cudaMemcpyAsync");
+    context::check(cudaStreamSynchronize(ctx.stream), "cudaStreamSynchronize");
+#else
+    (void)ctx;
+    std::copy_n(host, n, device);
+#endif
+  }
+
+#if AYF_THRUST_CUDA
+  /// Row-major C = alpha op(A) op(B) + beta C as the column-major C^T = alpha op(B)^T op(A)^T + beta C^T:
+  /// a row-major matrix read as column-major is its transpose, so only the operand order swaps.
+  static void gemm_cublas(context& ctx, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha,
+                          const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    cublasHandle_t handle = ctx.blas();
+    const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+    // A zero-sized k still needs valid leading dimensions (>= 1).
+    const int la = static_cast<int>(lda > 0 ? lda : 1), lb = static_cast<int>(ldb > 0 ? ldb : 1);
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (ctx.time_gemm) {
+      context::check(cudaEventCreate(&start), "cudaEventCreate");
+      context::check(cudaEventCreate(&stop), "cudaEventCreate");
+      context::check(cudaEventRecord(start, ctx.stream), "cudaEventRecord");
+    }
+    if constexpr (std::is_same_v<S, float>) {
+      context::check(cublasSgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasSgemm");
+    } else {
+      context::check(cublasDgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasDgemm");
+    }
+    if (ctx.time_gemm) {
+      context::check(cudaEventRecord(stop, ctx.stream), "cudaEventRecord");
+      context::check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+      float ms = 0;
+      context::check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+      ctx.gemm_milliseconds += ms;
+      cudaEventDestroy(start);
+      cudaEventDestroy(stop);
+    }
+  }
+#endif
+
+  static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
+    require(offset <= flat.size() && sh.size() <= flat.size() - offset, "slice", "offset",
+            detail::concat(sh.size(), " elements from the offset inside ", flat.size()), offset);
+  }
+
+  /// An output tensor that must be resized cannot also be an input (resizing may move its data).
+  template <class Out, class... Args>
+  static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<Out>, tensor>) {
+      const shape have = shape_of(out);
+      if (have.rows == sh.rows && have.cols == sh.cols) return;
+      const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
+      if (aliased) {
+        std::ostringstream received;
+        received << "an input of shape " << have;
+        throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
+                             received.str());
+      }
+    }
+  }
+
+  template <class First, class... In>
+  static shape same_shape([[maybe_unused]] const char* where, const First& first, const In&... rest) {
+    const shape sh = shape_of(first);
+    (require_shape(where, "input", sh, shape_of(rest)), ...);
+    return sh;
+  }
+  template <class X>
+  static const S* checked_data(const char* where, const X& x, const shape& sh) {
+    static_assert(is_operand<X>, "scale_sum_rows: every second argument must be a tensor or view");
+    require_shape(where, "x", sh, shape_of(x));
+    return data(x);
+  }
+  template <std::size_t N, class C>
+  static void set_coefficient(thrust_kernels::scale_sum_rows<S, N>& kernel, std::size_t k, const C& c,
+                              std::size_t rows) {
+    if constexpr (std::is_arithmetic_v<C>) {
+      kernel.coefficient[k] = nullptr;
+      kernel.constant[k] = static_cast<S>(c);
+    } else {
+      static_assert(is_operand<C>, "a coefficient is a scalar or a [B, 1] tensor or view");
+      require_vector("scale_sum_rows", "coefficient", rows, shape_of(c));
+      kernel.coefficient[k] = data(c);
+      kernel.constant[k] = S(0);
+    }
+  }
+};
+
+static_assert(backend<thrust_backend<double>>);
+static_assert(backend<thrust_backend<float>>);
+
+}  // namespace ayf

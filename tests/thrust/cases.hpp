@@ -1,0 +1,479 @@
+// tests/thrust/cases.hpp: the conformance cases (after ggml's test-backend-ops), written once over
+// the backend: each runs backend operations, the MLP, one objective step or a sampler on inputs
+// drawn with std::mt19937_64 and returns every output as doubles. The Thrust backend's outputs are
+// compared with the Eigen backend's (reference.cpp) case by case.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ayf/analysis/linear_models.hpp"
+#include "ayf/core/backend.hpp"
+#include "ayf/flow_map/parametrization.hpp"
+#include "ayf/guidance/guidance.hpp"
+#include "ayf/nn/mlp.hpp"
+#include "ayf/nn/optimizer.hpp"
+#include "ayf/objectives/ayf_emd.hpp"
+#include "ayf/objectives/ayf_lmd.hpp"
+#include "ayf/objectives/discrete_consistency.hpp"
+#include "ayf/objectives/flow_matching.hpp"
+#include "ayf/objectives/shortcut.hpp"
+#include "ayf/samplers/consistency.hpp"
+#include "ayf/samplers/flow_map.hpp"
+#include "ayf/samplers/ode.hpp"
+
+namespace ayf_conformance {
+
+using ayf::shape;
+using ayf::transpose;
+
+/// How a case's outputs must agree: within the precision's relative tolerance, or bit for bit.
+enum class agreement { tolerance, bitwise };
+
+struct case_info {
+  std::string name;
+  agreement mode;
+};
+
+/// Every case, in the order the table prints them.
+inline const std::vector<case_info>& cases() {
+  static const std::vector<case_info> all = {
+      {"data_movement", agreement::bitwise}, {"transform", agreement::tolerance},
+      {"scale_sum_rows", agreement::tolerance}, {"reduce_rows", agreement::tolerance},
+      {"reduce_all_dot", agreement::tolerance}, {"extrema", agreement::bitwise},
+      {"gather_gather_sum", agreement::tolerance}, {"gemm_nn", agreement::tolerance},
+      {"gemm_nt", agreement::tolerance}, {"gemm_tn", agreement::tolerance},
+      {"gemm_tt", agreement::tolerance}, {"gemm_large", agreement::tolerance},
+      {"randn", agreement::bitwise}, {"rand_uniform", agreement::bitwise},
+      {"mlp_forward", agreement::tolerance}, {"mlp_forward_jvp", agreement::tolerance},
+      {"mlp_backward", agreement::tolerance}, {"flow_matching_step", agreement::tolerance},
+      {"ayf_emd_step", agreement::tolerance}, {"ayf_lmd_step", agreement::tolerance},
+      {"discrete_consistency_step", agreement::tolerance}, {"shortcut_step", agreement::tolerance},
+      {"adam_step", agreement::tolerance}, {"samplers_ode", agreement::tolerance},
+      {"samplers_flow_map", agreement::tolerance}, {"samplers_mlp", agreement::tolerance},
+  };
+  return all;
+}
+
+// Kernel functors at namespace scope (HD, so they also run on the CUDA system).
+struct square_plus_one {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x) const { return x * x + T(1); }
+};
+struct mul_sub {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T a, T b) const { return a * b - a; }
+};
+struct fma3 {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T a, T b, T c) const { return a * b + c; }
+};
+struct product {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T a, T b) const { return a * b; }
+};
+/// im2col of a [N, C*H*W] image batch (3x3 kernel, padding 1, stride 1) to [N*H*W, C*9] rows.
+struct im2col_map {
+  std::int64_t c, h, w;
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
+    const std::int64_t cols = c * 9;
+    const std::int64_t row = i / cols, col = i % cols;
+    const std::int64_t n = row / (h * w), y = (row / w) % h, x = row % w;
+    const std::int64_t ch = col / 9, ky = (col / 3) % 3 - 1, kx = col % 3 - 1;
+    const std::int64_t yy = y + ky, xx = x + kx;
+    if (yy < 0 || yy >= h || xx < 0 || xx >= w) return -1;
+    return ((n * c + ch) * h + yy) * w + xx;
+  }
+};
+/// col2im: image element i gathers the 9 im2col entries that read it (tap r = ky * 3 + kx).
+struct col2im_map {
+  std::int64_t c, h, w;
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
+    const std::int64_t n = i / (c * h * w), ch = (i / (h * w)) % c, y = (i / w) % h, x = i % w;
+    const std::int64_t ky = r / 3 - 1, kx = r % 3 - 1;
+    const std::int64_t oy = y - ky, ox = x - kx;  // the output pixel whose patch holds (y, x) at tap r
+    if (oy < 0 || oy >= h || ox < 0 || ox >= w) return -1;
+    const std::int64_t row = (n * h + oy) * w + ox;
+    return row * c * 9 + ch * 9 + r;
+  }
+};
+
+/// Collects outputs as doubles.
+template <class B>
+struct recorder {
+  typename B::context& ctx;
+  std::vector<double> values;
+  template <class X>
+  void add(const X& x) {
+    for (auto v : B::to_host(ctx, x)) values.push_back(static_cast<double>(v));
+  }
+  void add_scalar(double v) { values.push_back(v); }
+};
+
+/// A tensor with entries uniform on [lo, hi), exactly representable in the backend's scalar.
+template <class B>
+typename B::tensor input(typename B::context& ctx, const shape& sh, std::uint64_t seed, double lo = -1.0,
+                         double hi = 1.0) {
+  using S = typename B::scalar;
+  std::mt19937_64 gen(seed);
+  std::vector<S> v(sh.size());
+  for (auto& x : v) x = static_cast<S>(lo + (hi - lo) * static_cast<double>(gen() >> 11) * 0x1.0p-53);
+  return B::from_host(ctx, v, sh);
+}
+
+inline ayf::nn::mlp_config mlp_shape(bool student, std::uint64_t seed, std::size_t classes = 0) {
+  ayf::nn::mlp_config c;
+  c.dims = 3;
+  c.width = 24;
+  c.blocks = 2;
+  c.frequencies = 4;
+  c.embed_s = student;
+  c.embed_lambda = student;
+  c.classes = classes;
+  c.seed = seed;
+  return c;
+}
+
+/// A student whose s and lambda weights are non-zero (so F depends on s and lambda).
+template <class B>
+ayf::nn::mlp_flow_model<B> random_student(typename B::context& ctx, std::size_t classes = 0) {
+  ayf::nn::mlp_flow_model<B> m(ctx, mlp_shape(true, 21, classes));
+  const auto noise = input<B>(ctx, B::shape_of(m.parameters().values), 99, -0.2, 0.2);
+  B::scale_sum_rows(ctx, m.parameters().values, 1.0, m.parameters().values, 1.0, noise);
+  return m;
+}
+
+template <class B>
+void gemm_case(recorder<B>& rec, transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k) {
+  auto& ctx = rec.ctx;
+  const bool a_t = ta == transpose::yes, b_t = tb == transpose::yes;
+  const shape sa = a_t ? shape(k, m) : shape(m, k), sb = b_t ? shape(n, k) : shape(k, n);
+  // A as a view into a flat buffer at an offset, B as a tensor, C with beta = 0 and beta != 0.
+  const auto flat = input<B>(ctx, shape(1, sa.size() + 5), 11);
+  const auto a = B::slice(ctx, flat, 5, sa);
+  const auto b = input<B>(ctx, sb, 12);
+  typename B::tensor c;
+  B::gemm(ctx, ta, tb, typename B::scalar(0.75), a, b, typename B::scalar(0), c);
+  rec.add(c);
+  auto c2 = input<B>(ctx, shape(m, n), 13);
+  B::gemm(ctx, ta, tb, typename B::scalar(-1.25), a, b, typename B::scalar(0.5), c2);
+  rec.add(c2);
+  // Into a view of a larger flat output.
+  auto out = B::make(ctx, shape(1, m * n + 3));
+  B::gemm(ctx, ta, tb, typename B::scalar(1), a, b, typename B::scalar(0), B::slice(ctx, out, 3, shape(m, n)));
+  rec.add(out);
+}
+
+template <class B, class Objective, class Run>
+void objective_case(recorder<B>& rec, ayf::nn::mlp_flow_model<B>& student, Objective& objective, const Run& run) {
+  student.parameters().zero_gradients(rec.ctx);
+  const ayf::step_statistics stats = run(objective);
+  rec.add_scalar(stats.loss);
+  rec.add_scalar(stats.tangent_norm);
+  rec.add(student.parameters().gradients);
+}
+
+/// Runs case `name` on backend B and returns its outputs.
+template <class B>
+std::vector<double> run_case(std::string_view name) {
+  using S = typename B::scalar;
+  using model = ayf::nn::mlp_flow_model<B>;
+  typename B::context ctx(7);
+  recorder<B> rec{ctx, {}};
+
+  if (name == "data_movement") {
+    auto z = B::make(ctx, shape(3, 5));
+    rec.add(z);
+    B::fill(ctx, z, S(2.5));
+    rec.add(z);
+    const auto x = input<B>(ctx, shape(4, 6), 1);
+    typename B::tensor y;
+    B::copy(ctx, x, y);
+    rec.add(y);
+    auto flat = B::make(ctx, shape(1, 40));
+    B::copy(ctx, x, B::slice(ctx, flat, 7, shape(4, 6)));  // into a view
+    B::fill(ctx, B::slice(ctx, flat, 0, shape(1, 3)), S(-1));
+    rec.add(flat);
+    B::copy(ctx, B::slice(ctx, std::as_const(flat), 9, shape(2, 3)), y);  // from a const view, resizing y
+    rec.add(y);
+    B::resize(ctx, y, shape(5, 2));
+    rec.add_scalar(static_cast<double>(B::shape_of(y).size()));
+    rec.add(B::from_host(ctx, std::vector<S>{S(1), S(-2), S(3.5)}, shape(3, 1)));
+  } else if (name == "transform") {
+    const auto a = input<B>(ctx, shape(37, 19), 1), b = input<B>(ctx, shape(37, 19), 2), c = input<B>(ctx, shape(37, 19), 3);
+    typename B::tensor out;
+    B::transform(ctx, out, square_plus_one{}, a);
+    rec.add(out);
+    B::transform(ctx, out, mul_sub{}, a, b);
+    rec.add(out);
+    B::transform(ctx, out, fma3{}, a, b, c);
+    rec.add(out);
+    B::transform(ctx, out, mul_sub{}, out, a);  // in place
+    rec.add(out);
+    // Views in and out.
+    auto flat = B::make(ctx, shape(1, 60));
+    const auto va = B::slice(ctx, a, 19, shape(5, 10));
+    const auto vb = B::slice(ctx, b, 3, shape(5, 10));
+    B::transform(ctx, B::slice(ctx, flat, 4, shape(5, 10)), mul_sub{}, va, vb);
+    rec.add(flat);
+  } else if (name == "scale_sum_rows") {
+    const shape sh(33, 17);
+    const auto x1 = input<B>(ctx, sh, 1), x2 = input<B>(ctx, sh, 2), x3 = input<B>(ctx, sh, 3);
+    const auto c1 = input<B>(ctx, shape::vector(33), 4), c2 = input<B>(ctx, shape::vector(33), 5);
+    typename B::tensor y;
+    B::scale_sum_rows(ctx, y, 0.5, x1);
+    rec.add(y);
+    B::scale_sum_rows(ctx, y, c1, x1, -2.0, x2, c2, x3);
+    rec.add(y);
+    B::scale_sum_rows(ctx, y, 1.0, y, c1, x2);  // y aliases x_1
+    rec.add(y);
+    const auto flat = input<B>(ctx, shape(1, 50), 6);
+    B::scale_sum_rows(ctx, y, B::slice(ctx, flat, 10, shape::vector(33)), x3, 3.0f, x1);  // view coefficient
+    rec.add(y);
+  } else if (name == "reduce_rows") {
+    const auto a = input<B>(ctx, shape(29, 301), 1), b = input<B>(ctx, shape(29, 301), 2);
+    typename B::tensor out;
+    B::reduce_rows(ctx, out, square_plus_one{}, a);
+    rec.add(out);
+    B::reduce_rows(ctx, out, product{}, a, b);
+    rec.add(out);
+    auto flat = B::make(ctx, shape(1, 40));
+    B::reduce_rows(ctx, B::slice(ctx, flat, 2, shape::vector(29)), mul_sub{}, a, b);
+    rec.add(flat);
+  } else if (name == "reduce_all_dot") {
+    // Several reduction chunks (8192 elements each) and a ragged last one.
+    const auto a = input<B>(ctx, shape(301, 97), 1), b = input<B>(ctx, shape(301, 97), 2);
+    rec.add_scalar(static_cast<double>(B::reduce_all(ctx, square_plus_one{}, a)));
+    rec.add_scalar(static_cast<double>(B::reduce_all(ctx, mul_sub{}, a, b)));
+    rec.add_scalar(static_cast<double>(B::dot(ctx, a, b)));
+    rec.add_scalar(static_cast<double>(B::dot(ctx, B::slice(ctx, a, 100, shape(7, 9)), B::slice(ctx, b, 3, shape(7, 9)))));
+  } else if (name == "extrema") {
+    const auto a = input<B>(ctx, shape(211, 131), 1, -3.0, 5.0);
+    const auto [lo, hi] = B::extrema(ctx, a);
+    rec.add_scalar(static_cast<double>(lo));
+    rec.add_scalar(static_cast<double>(hi));
+    const auto [vlo, vhi] = B::extrema(ctx, B::slice(ctx, a, 1000, shape(3, 7)));
+    rec.add_scalar(static_cast<double>(vlo));
+    rec.add_scalar(static_cast<double>(vhi));
+  } else if (name == "gather_gather_sum") {
+    const std::int64_t n = 3, c = 2, h = 5, w = 4;
+    const auto image = input<B>(ctx, shape(n, c * h * w), 1);
+    typename B::tensor cols;
+    const shape col_shape(static_cast<std::size_t>(n * h * w), static_cast<std::size_t>(c * 9));
+    B::gather(ctx, cols, col_shape, image, im2col_map{c, h, w});
+    rec.add(cols);
+    const auto grad_cols = input<B>(ctx, col_shape, 2);
+    typename B::tensor grad_image;
+    B::gather_sum(ctx, grad_image, shape(n, c * h * w), grad_cols, col2im_map{c, h, w}, 9);
+    rec.add(grad_image);
+    // Into a view.
+    auto flat = B::make(ctx, shape(1, static_cast<std::size_t>(n * c * h * w) + 2));
+    B::gather_sum(ctx, B::slice(ctx, flat, 2, shape(n, c * h * w)), shape(n, c * h * w), grad_cols,
+                  col2im_map{c, h, w}, 9);
+    rec.add(flat);
+  } else if (name == "gemm_nn") {
+    gemm_case(rec, transpose::no, transpose::no, 13, 11, 17);
+  } else if (name == "gemm_nt") {
+    gemm_case(rec, transpose::no, transpose::yes, 13, 11, 17);
+  } else if (name == "gemm_tn") {
+    gemm_case(rec, transpose::yes, transpose::no, 13, 11, 17);
+  } else if (name == "gemm_tt") {
+    gemm_case(rec, transpose::yes, transpose::yes, 13, 11, 17);
+  } else if (name == "gemm_large") {
+    // Large enough for the Eigen backend's oneTBB row blocks (m >= 128, m n k >= 2^22).
+    gemm_case(rec, transpose::no, transpose::no, 256, 96, 192);
+    gemm_case(rec, transpose::yes, transpose::yes, 200, 64, 400);
+  } else if (name == "randn" || name == "rand_uniform") {
+    const bool normal = name == "randn";
+    // Odd offsets and odd sizes: the pairing of Box-Muller blocks must not matter.
+    for (std::size_t size : {std::size_t{7}, std::size_t{1001}, std::size_t{64}, std::size_t{3}}) {
+      auto x = B::make(ctx, shape(1, size));
+      if (normal) B::randn(ctx, x);
+      else B::rand_uniform(ctx, x);
+      rec.add(x);
+    }
+    auto flat = B::make(ctx, shape(1, 30));
+    if (normal) B::randn(ctx, B::slice(ctx, flat, 5, shape(5, 5)));
+    else B::rand_uniform(ctx, B::slice(ctx, flat, 5, shape(5, 5)));
+    rec.add(flat);
+    rec.add_scalar(static_cast<double>(ctx.rng.offset));
+  } else if (name == "mlp_forward" || name == "mlp_forward_jvp" || name == "mlp_backward") {
+    auto student = random_student<B>(ctx, 4);
+    const std::size_t n = 19;
+    const auto x = input<B>(ctx, shape(n, 3), 1), t = input<B>(ctx, shape::vector(n), 2, 0.0, 1.0),
+               s = input<B>(ctx, shape::vector(n), 3, 0.0, 1.0), lambda = input<B>(ctx, shape::vector(n), 4, 1.0, 3.0);
+    std::vector<S> labels(n);
+    for (std::size_t i = 0; i < n; ++i) labels[i] = static_cast<S>(static_cast<int>(i % 5) - 1);  // -1 = null class
+    const auto y = B::from_host(ctx, labels, shape::vector(n));
+    const ayf::condition<B> cond{&y, &lambda};
+    typename B::tensor out, dout;
+    typename model::activations saved;
+    if (name == "mlp_forward") {
+      student.forward(ctx, x, t, s, cond, out, saved);
+      rec.add(out);
+      student.forward(ctx, x, t, s, ayf::condition<B>{}, out);  // default lambda, no labels
+      rec.add(out);
+    } else {
+      const auto dx = input<B>(ctx, shape(n, 3), 5), dt = input<B>(ctx, shape::vector(n), 6),
+                 ds = input<B>(ctx, shape::vector(n), 7);
+      student.forward_jvp(ctx, x, t, s, cond, dx, dt, ds, out, dout, saved);
+      rec.add(out);
+      rec.add(dout);
+      if (name == "mlp_backward") {
+        const auto grad = input<B>(ctx, shape(n, 3), 8);
+        student.parameters().zero_gradients(ctx);
+        student.backward(ctx, saved, grad);
+        rec.add(student.parameters().gradients);
+        student.forward(ctx, x, t, s, cond, out, saved);  // backward after a plain forward too
+        student.backward(ctx, saved, grad);
+        rec.add(student.parameters().gradients);
+      }
+    }
+  } else if (name == "flow_matching_step" || name == "adam_step") {
+    model teacher(ctx, mlp_shape(false, 3));
+    const auto x0 = input<B>(ctx, shape(23, 3), 1, -2.0, 2.0);
+    ayf::flow_matching<B, model> objective;
+    objective_case(rec, teacher, objective, [&](auto& o) { return o.step(ctx, teacher, x0, nullptr); });
+    if (name == "adam_step") {
+      ayf::nn::adam_config config;
+      config.clip_norm = 0.5;
+      config.weight_decay = 0.01;
+      config.warmup_steps = 3;
+      ayf::nn::adam<B> adam(ctx, teacher.parameters(), config);
+      ayf::nn::exponential_moving_average<B> ema(ctx, teacher.parameters(), 0.9);
+      for (int step = 0; step < 3; ++step) {
+        rec.add_scalar(adam.step(ctx, teacher.parameters()));
+        ema.update(ctx, teacher.parameters());
+      }
+      rec.add(teacher.parameters().values);
+      rec.add(ema.average());
+    }
+  } else if (name == "ayf_emd_step" || name == "ayf_lmd_step" || name == "discrete_consistency_step" ||
+             name == "shortcut_step") {
+    model teacher(ctx, mlp_shape(false, 3));
+    model weak(ctx, mlp_shape(false, 4));
+    auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+    auto student = random_student<B>(ctx);
+    const auto x0 = input<B>(ctx, shape(23, 3), 1, -2.0, 2.0);
+    if (name == "ayf_emd_step") {
+      ayf::ayf_emd_config config;
+      config.warmup_iterations = 10;
+      ayf::ayf_emd<B, model> objective(config);
+      objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, nullptr, 4.0); });
+      rec.add(objective.output_gradient());
+    } else if (name == "ayf_lmd_step") {
+      ayf::ayf_lmd<B, model> objective;
+      objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, nullptr, 4.0); });
+      rec.add(objective.output_gradient());
+    } else if (name == "discrete_consistency_step") {
+      ayf::discrete_consistency<B, model> objective;
+      objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, nullptr); });
+      rec.add(objective.output_gradient());
+    } else {
+      ayf::shortcut<B, model> objective;
+      objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, nullptr); });
+    }
+  } else if (name == "samplers_ode" || name == "samplers_flow_map") {
+    const double c = 0.5, delta = 0.1;
+    const auto grid = ayf::time_grid::uniform(6);
+    const auto x0 = input<B>(ctx, shape(65, 4), 1, -2.0, 2.0);
+    const auto lambda = input<B>(ctx, shape::vector(65), 2, 1.0, 3.0);
+    typename B::tensor x;
+    if (name == "samplers_ode") {
+      auto v = ayf::gaussian_optimal_velocity<B>(c);
+      B::copy(ctx, x0, x);
+      ayf::euler_sample<B>(ctx, v, x, grid);
+      rec.add(x);
+      B::copy(ctx, x0, x);
+      ayf::heun_sample<B>(ctx, v, x, ayf::time_grid::karras(8));
+      rec.add(x);
+      auto g = ayf::make_autoguided_velocity<B>(ayf::gaussian_optimal_velocity<B>(c), ayf::gaussian_optimal_velocity<B>(0.8));
+      B::copy(ctx, x0, x);
+      ayf::euler_sample<B>(ctx, g, x, grid, ayf::condition<B>{nullptr, &lambda});
+      rec.add(x);
+    } else {
+      auto f = ayf::gaussian_perturbed_flow_map<B>(c, delta);
+      B::copy(ctx, x0, x);
+      ayf::flow_map_sample<B>(ctx, f, x, grid);
+      rec.add(x);
+      auto e = ayf::make_euler_flow_map<B>(f);
+      B::copy(ctx, x0, x);
+      ayf::flow_map_sample<B>(ctx, e, x, grid);
+      rec.add(x);
+      B::copy(ctx, x0, x);
+      ayf::gamma_sample<B>(ctx, f, x, grid, 0.7);
+      rec.add(x);
+      auto m = ayf::gaussian_perturbed_consistency_model<B>(c, delta);
+      B::copy(ctx, x0, x);
+      ayf::consistency_multistep_sample<B>(ctx, m, x, grid);
+      rec.add(x);
+    }
+  } else if (name == "samplers_mlp") {
+    // A distilled-student shape: the MLP under flow-map and gamma sampling.
+    auto student = random_student<B>(ctx);
+    auto flow = ayf::make_euler_flow_map<B>(student);
+    const auto x0 = input<B>(ctx, shape(31, 3), 1, -2.0, 2.0);
+    typename B::tensor x;
+    B::copy(ctx, x0, x);
+    ayf::flow_map_sample<B>(ctx, flow, x, ayf::time_grid::uniform(4));
+    rec.add(x);
+    B::copy(ctx, x0, x);
+    ayf::gamma_sample<B>(ctx, flow, x, ayf::time_grid::uniform(4), 0.5);
+    rec.add(x);
+  } else {
+    throw std::invalid_argument("no conformance case named " + std::string(name));
+  }
+  return std::move(rec.values);
+}
+
+/// The message of every argument error the backend raises for a set of wrong calls, in order;
+/// "(no error)" where a call did not raise.
+template <class B>
+std::vector<std::string> error_messages() {
+  typename B::context ctx(1);
+  std::vector<std::string> out;
+  auto expect = [&](auto&& call) {
+    try {
+      call();
+      out.emplace_back("(no error)");
+    } catch (const ayf::error& e) {
+      out.emplace_back(e.what());
+    }
+  };
+  auto a = B::make(ctx, shape(3, 4));
+  auto b = B::make(ctx, shape(4, 3));
+  auto col = B::make(ctx, shape(2, 1));
+  typename B::tensor out_t;
+  expect([&] { B::transform(ctx, out_t, mul_sub{}, a, b); });
+  expect([&] { B::transform(ctx, B::slice(ctx, b, 0, shape(2, 2)), square_plus_one{}, a); });
+  expect([&] { B::scale_sum_rows(ctx, out_t, 1.0, a, 1.0, b); });
+  expect([&] { B::scale_sum_rows(ctx, out_t, col, a); });
+  expect([&] { B::reduce_rows(ctx, out_t, mul_sub{}, a, b); });
+  expect([&] { B::reduce_all(ctx, mul_sub{}, a, b); });
+  expect([&] { B::dot(ctx, a, b); });
+  expect([&] { B::extrema(ctx, B::make(ctx, shape(0, 3))); });
+  expect([&] { B::slice(ctx, a, 10, shape(1, 3)); });
+  expect([&] { B::slice(ctx, std::as_const(a), 13, shape(0, 1)); });
+  expect([&] { B::from_host(ctx, std::vector<typename B::scalar>(5), shape(2, 3)); });
+  expect([&] { B::gemm(ctx, transpose::no, transpose::no, 1, a, a, 0, out_t); });
+  expect([&] { B::gemm(ctx, transpose::no, transpose::no, 1, a, b, 1, col); });
+  expect([&] { B::gemm(ctx, transpose::yes, transpose::yes, 1, a, b, 0, B::slice(ctx, a, 0, shape(2, 2))); });
+  expect([&] { B::gather_sum(ctx, out_t, shape(2, 2), a, col2im_map{1, 1, 1}, -1); });
+  expect([&] { B::transform(ctx, a, mul_sub{}, a, a); });  // fine: no resize
+  expect([&] { B::copy(ctx, a, B::slice(ctx, b, 0, shape(2, 6))); });
+  expect([&] {
+    auto y = B::make(ctx, shape(2, 2));
+    B::transform(ctx, y, mul_sub{}, y, y);  // not an error: same shape
+    B::scale_sum_rows(ctx, y, 1.0, a);  // resizes y: fine, y is not an input
+    B::gather(ctx, y, shape(5, 5), y, im2col_map{1, 1, 1});  // resizing an input
+  });
+  expect([&] { B::resize(ctx, B::slice(ctx, a, 0, shape(2, 2)), shape(2, 3)); });
+  return out;
+}
+
+}  // namespace ayf_conformance

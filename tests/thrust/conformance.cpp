@@ -1,0 +1,207 @@
+// tests/thrust/conformance.cpp: the Thrust backend against the Eigen backend (after ggml's
+// test-backend-ops): every conformance case of cases.hpp in double and float, with max abs error,
+// relative error and NMSE printed per case; the same argument errors; and no allocation inside a
+// warmed-up training step. Compiled by the host compiler for the TBB/CPP systems (ayf_tests_thrust)
+// and by nvcc for the CUDA system (ayf_tests_cuda, through conformance_cuda.cu).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "ayf/backends/thrust/backend.hpp"
+#include "cases.hpp"
+#include "reference.hpp"
+#include "support/tolerance.hpp"
+
+namespace {
+
+using namespace ayf_conformance;
+
+const char* system_name() {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+  return "cuda";
+#elif THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_TBB
+  return "tbb";
+#elif THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+  return "omp";
+#else
+  return "cpp";
+#endif
+}
+
+/// Agreement of `got` with `want`: max |got - want|, that over max |want| (the relative error in
+/// the max norm), NMSE = sum (got - want)^2 / sum want^2, and whether the bits are equal.
+struct comparison {
+  double max_abs = 0, relative = 0, nmse = 0;
+  bool bitwise = true;
+};
+
+comparison compare(const std::vector<double>& got, const std::vector<double>& want) {
+  comparison c;
+  double scale = 0, err2 = 0, ref2 = 0;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    const double d = got[k] - want[k];
+    c.max_abs = std::max(c.max_abs, std::abs(d));
+    scale = std::max(scale, std::abs(want[k]));
+    err2 += d * d;
+    ref2 += want[k] * want[k];
+    c.bitwise = c.bitwise && std::memcmp(&got[k], &want[k], sizeof(double)) == 0;
+  }
+  if (!std::isfinite(c.max_abs)) c.max_abs = INFINITY;
+  c.relative = scale > 0 ? c.max_abs / scale : c.max_abs;
+  c.nmse = ref2 > 0 ? err2 / ref2 : err2;
+  return c;
+}
+
+const case_info& find_case(const std::string& name) {
+  for (const auto& c : cases())
+    if (c.name == name) return c;
+  FAIL("no conformance case " << name);
+  return cases().front();
+}
+
+template <class S>
+void check_case(const std::string& name) {
+  const case_info& info = find_case(name);
+  const bool single = std::is_same_v<S, float>;
+  const std::vector<double> got = run_case<ayf::thrust_backend<S>>(name);
+  const std::vector<double> want = eigen_case(name, single);
+  REQUIRE(!want.empty());
+  REQUIRE(got.size() == want.size());
+  bool finite = true;
+  for (double v : want) finite = finite && std::isfinite(v);
+  REQUIRE(finite);
+  const comparison c = compare(got, want);
+  const double tolerance = ayf_test::tolerance<S, ayf::thrust_backend<S>>::relative;
+  std::printf("conformance %-4s %-26s %-6s n=%-6zu max_abs=%-10.3e rel=%-10.3e nmse=%-10.3e %s\n", system_name(),
+              name.c_str(), single ? "float" : "double", want.size(), c.max_abs, c.relative, c.nmse,
+              c.bitwise ? "bitwise" : "");
+  INFO(name << " in " << (single ? "float" : "double") << ": max abs error " << c.max_abs << ", relative "
+            << c.relative << ", NMSE " << c.nmse);
+  if (info.mode == agreement::bitwise) {
+    CHECK(c.bitwise);
+  } else {
+    CHECK(c.relative < tolerance);
+  }
+}
+
+void check_both(const std::string& name) {
+  check_case<double>(name);
+  check_case<float>(name);
+}
+
+}  // namespace
+
+#define AYF_CONFORMANCE(name) \
+  TEST_CASE("thrust conforms to eigen: " name, "[thrust][conformance]") { check_both(name); }
+
+AYF_CONFORMANCE("data_movement")
+AYF_CONFORMANCE("transform")
+AYF_CONFORMANCE("scale_sum_rows")
+AYF_CONFORMANCE("reduce_rows")
+AYF_CONFORMANCE("reduce_all_dot")
+AYF_CONFORMANCE("extrema")
+AYF_CONFORMANCE("gather_gather_sum")
+AYF_CONFORMANCE("gemm_nn")
+AYF_CONFORMANCE("gemm_nt")
+AYF_CONFORMANCE("gemm_tn")
+AYF_CONFORMANCE("gemm_tt")
+AYF_CONFORMANCE("gemm_large")
+AYF_CONFORMANCE("randn")
+AYF_CONFORMANCE("rand_uniform")
+AYF_CONFORMANCE("mlp_forward")
+AYF_CONFORMANCE("mlp_forward_jvp")
+AYF_CONFORMANCE("mlp_backward")
+AYF_CONFORMANCE("flow_matching_step")
+AYF_CONFORMANCE("ayf_emd_step")
+AYF_CONFORMANCE("ayf_lmd_step")
+AYF_CONFORMANCE("discrete_consistency_step")
+AYF_CONFORMANCE("shortcut_step")
+AYF_CONFORMANCE("adam_step")
+AYF_CONFORMANCE("samplers_ode")
+AYF_CONFORMANCE("samplers_flow_map")
+AYF_CONFORMANCE("samplers_mlp")
+
+TEST_CASE("thrust conformance covers every case of cases.hpp", "[thrust][conformance]") {
+  // A case added to cases() without its TEST_CASE above would go unchecked.
+  std::vector<std::string> listed;
+  for (const auto& test : Catch::getAllTestCasesSorted(*Catch::getCurrentContext().getConfig())) listed.push_back(test.name);
+  for (const auto& c : cases()) {
+    INFO(c.name);
+    CHECK(std::find(listed.begin(), listed.end(), "thrust conforms to eigen: " + c.name) != listed.end());
+  }
+}
+
+TEST_CASE("thrust raises the Eigen backend's argument errors, word for word", "[thrust][errors]") {
+  for (const bool single : {false, true}) {
+    const auto got = single ? error_messages<ayf::thrust_backend<float>>() : error_messages<ayf::thrust_backend<double>>();
+    const auto want = eigen_error_messages(single);
+    REQUIRE(got.size() == want.size());
+    for (std::size_t k = 0; k < want.size(); ++k) {
+      INFO("call " << k);
+      CHECK(got[k] == want[k]);
+    }
+    // The wrong calls raise (all but the one deliberate no-error call) and name an argument.
+    const auto raised = std::count_if(want.begin(), want.end(), [](const std::string& m) { return m != "(no error)"; });
+    CHECK(raised == static_cast<long>(want.size()) - 1);
+    for (const auto& m : want)
+      if (m != "(no error)") CHECK_THAT(m, Catch::Contains("argument '"));
+  }
+}
+
+TEST_CASE("no allocation inside warmed-up flow-matching and AYF-EMD steps on the Thrust backend", "[thrust][allocation]") {
+  using B = ayf::thrust_backend<float>;
+  using model = ayf::nn::mlp_flow_model<B>;
+  using counter = ayf::thrust_allocation_counter;
+  B::context ctx(5);
+  // The counter sees tensor allocations (so this test can fail).
+  {
+    const auto before = counter::count();
+    auto probe = B::make(ctx, shape(8, 8));
+    B::resize(ctx, probe, shape(64, 64));
+    CHECK(counter::count() - before == 2);
+    B::resize(ctx, probe, shape(2, 2));
+    B::resize(ctx, probe, shape(32, 32));  // within capacity
+    CHECK(counter::count() - before == 2);
+  }
+  auto config = [](bool student, std::uint64_t seed) {
+    ayf::nn::mlp_config c = mlp_shape(student, seed);
+    c.dims = 2;
+    c.width = 64;
+    c.classes = 3;
+    return c;
+  };
+  model teacher(ctx, config(false, 1));
+  model weak(ctx, config(false, 2));
+  auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+  model student = model::from_teacher(ctx, teacher, config(true, 3));
+  ayf::nn::adam<B> teacher_adam(ctx, teacher.parameters());
+  ayf::nn::adam<B> student_adam(ctx, student.parameters());
+  ayf::flow_matching<B, model> fm;
+  ayf::ayf_emd<B, model> emd;
+  auto x0 = B::make(ctx, shape(96, 2));
+  auto labels = B::make(ctx, shape::vector(96));
+  B::fill(ctx, labels, 1.0f);
+  double iteration = 0;
+  auto steps = [&] {
+    B::randn(ctx, x0);
+    teacher.parameters().zero_gradients(ctx);
+    fm.step(ctx, teacher, x0, &labels);
+    teacher_adam.step(ctx, teacher.parameters());
+    student.parameters().zero_gradients(ctx);
+    emd.step(ctx, student, guided, x0, &labels, iteration++);
+    student_adam.step(ctx, student.parameters());
+  };
+  for (int k = 0; k < 3; ++k) steps();
+  const auto warm = counter::count();
+  for (int k = 0; k < 5; ++k) steps();
+  const auto allocations = counter::count() - warm;
+  std::printf("allocation %-4s 5 warmed-up FM + AYF-EMD steps: %llu allocations (%llu during warmup in total)\n",
+              system_name(), static_cast<unsigned long long>(allocations), static_cast<unsigned long long>(warm));
+  CHECK(allocations == 0);
+}
