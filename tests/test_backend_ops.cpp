@@ -295,9 +295,30 @@ struct col2im_map {
     return ((b * h + ys) * w + xs) * (9 * c) + (ky * 3 + kx) * c + ch;
   }
 };
+/// The two maps over pixels: block (pixel, tap) of im2col is source pixel; pixel of col2im sums
+/// column blocks (pixel', tap).
+struct im2col_pixel_map {
+  std::int64_t h, w;
+  std::int64_t operator()(std::int64_t q) const {
+    const std::int64_t tap = q % 9, row = q / 9;
+    const std::int64_t kx = tap % 3, ky = tap / 3;
+    const std::int64_t x = row % w + kx - 1, y = (row / w) % h + ky - 1, b = row / (h * w);
+    if (x < 0 || x >= w || y < 0 || y >= h) return -1;
+    return (b * h + y) * w + x;
+  }
+};
+struct col2im_pixel_map {
+  std::int64_t h, w;
+  std::int64_t operator()(std::int64_t pixel, std::int64_t r) const {
+    const std::int64_t x = pixel % w, y = (pixel / w) % h, b = pixel / (w * h);
+    const std::int64_t ys = y - r / 3 + 1, xs = x - r % 3 + 1;
+    if (xs < 0 || xs >= w || ys < 0 || ys >= h) return -1;
+    return ((b * h + ys) * w + xs) * 9 + r;
+  }
+};
 }  // namespace
 
-TEMPLATE_TEST_CASE("gather and gather_sum compute im2col and its adjoint", "[backend][cpu]",
+TEMPLATE_TEST_CASE("gather and gather_sum compute im2col and its adjoint, element by element and over channel runs", "[backend][cpu]",
                    AYF_HOST_BACKENDS) {
   using B = TestType;
   using tol = ayf_test::backend_tolerance<B>;
@@ -343,6 +364,17 @@ TEMPLATE_TEST_CASE("gather and gather_sum compute im2col and its adjoint", "[bac
 
   CHECK_THROWS_WITH(B::gather_sum(ctx, back, image, u.tensor, col2im_map{h, w, c}, -1),
                     Contains("taps"));
+
+  // The same over runs of c channels (block = c): the map indexes pixels, not elements.
+  auto cols_blocked = B::make(ctx, shape(1, 1));
+  B::gather(ctx, cols_blocked, columns, x.tensor, im2col_pixel_map{h, w}, c);
+  CHECK(B::to_host(ctx, cols_blocked) == got);
+  auto back_blocked = B::make(ctx, shape(1, 1));
+  B::gather_sum(ctx, back_blocked, image, u.tensor, col2im_pixel_map{h, w}, 9, c);
+  CHECK(B::to_host(ctx, back_blocked) == adj);
+  CHECK_THROWS_WITH(B::gather(ctx, cols_blocked, columns, x.tensor, im2col_pixel_map{h, w}, 7), Contains("block"));
+  CHECK_THROWS_WITH(B::gather_sum(ctx, back_blocked, image, u.tensor, col2im_pixel_map{h, w}, 9, 0),
+                    Contains("block"));
 }
 
 TEMPLATE_TEST_CASE("reduce_all and dot sum over every element", "[backend][cpu]",

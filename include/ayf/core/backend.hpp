@@ -39,8 +39,9 @@ struct probe_index_map {
 ///   transform(ctx, out, f, in...)                  out[i,j] = f(in_1[i,j], ...)
 ///   scale_sum_rows(ctx, y, c1, x1, ..., cN, xN)    y[i,:] = sum_k c_k[i] x_k[i,:]; c_k a scalar or a [B, 1] tensor
 ///   reduce_rows(ctx, out, f, in...)                out[i] = sum_j f(in_1[i,j], ...), out: [B, 1]
-///   gather(ctx, out, shape, in, map)              out[i] = in[map(i)] (0 where map(i) < 0), flat indices
-///   gather_sum(ctx, out, shape, in, map, taps)    out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped)
+///   gather(ctx, out, shape, in, map[, block])     out[i] = in[map(i)] (0 where map(i) < 0), flat indices;
+///                                                 with block > 1 over runs of `block` contiguous elements
+///   gather_sum(ctx, out, shape, in, map, taps[, block])  out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped)
 ///   reduce_all(ctx, f, in...) -> scalar;  dot(ctx, a, b) -> scalar;  extrema(ctx, t) -> {min, max}
 ///   randn(ctx, out); rand_uniform(ctx, out)        Philox draws from ctx.rng
 ///   gemm(ctx, op_a, op_b, alpha, A, B, beta, C)    C = alpha op(A) op(B) + beta C
@@ -68,6 +69,8 @@ concept backend =
       B::reduce_rows(ctx, y, detail::probe_square{}, x);
       B::gather(ctx, y, sh, x, detail::probe_index_map{});
       B::gather_sum(ctx, y, sh, x, detail::probe_index_map{}, std::int64_t{1});
+      B::gather(ctx, y, sh, x, detail::probe_index_map{}, std::int64_t{1});
+      B::gather_sum(ctx, y, sh, x, detail::probe_index_map{}, std::int64_t{1}, std::int64_t{1});
       { B::reduce_all(ctx, detail::probe_square{}, x) } -> std::convertible_to<typename B::scalar>;
       { B::dot(ctx, x, x) } -> std::convertible_to<typename B::scalar>;
       { B::extrema(ctx, x) } -> std::same_as<std::pair<typename B::scalar, typename B::scalar>>;

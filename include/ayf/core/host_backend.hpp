@@ -154,32 +154,39 @@ struct host_backend {
 
   // ---- index maps --------------------------------------------------------------------------
   /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0) for every i of `out_shape`:
-  /// im2col, resampling, concatenation, broadcasting. out is resized to out_shape.
+  /// im2col, resampling, concatenation, broadcasting. out is resized to out_shape. With block > 1
+  /// the map indexes runs of `block` contiguous elements (e.g. the channels of a pixel) instead.
   template <class Out, class In, class Map>
-  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map) {
+  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
+                     std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather: the input must be a tensor or view");
+    const std::size_t blocks = block_count("gather", out_shape, block);
     require_no_resized_alias("gather", out, out_shape, in);
     resize(ctx, out, out_shape);
     scalar* o = data(out);
     const scalar* x = data(in);
-    ctx.executor.for_blocks(out_shape.size(), 4, [&](std::size_t b, std::size_t e) {
-      host_kernels::gather(b, e, o, x, map);
+    const auto b = static_cast<std::size_t>(block);
+    ctx.executor.for_blocks(blocks, 4 * b, [&](std::size_t begin, std::size_t end) {
+      host_kernels::gather(begin, end, o, x, map, b);
     });
   }
 
   /// out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped), r in order: the adjoint of a gather
-  /// written as a gather (col2im, the gradient of resampling), deterministic without atomics.
+  /// written as a gather (col2im, the gradient of resampling), deterministic without atomics. With
+  /// block > 1 the map indexes runs of `block` contiguous elements.
   template <class Out, class In, class Map>
   static void gather_sum(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
-                         std::int64_t taps) {
+                         std::int64_t taps, std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
     require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
+    const std::size_t blocks = block_count("gather_sum", out_shape, block);
     require_no_resized_alias("gather_sum", out, out_shape, in);
     resize(ctx, out, out_shape);
     scalar* o = data(out);
     const scalar* x = data(in);
-    ctx.executor.for_blocks(out_shape.size(), static_cast<std::size_t>(taps) + 1, [&](std::size_t b, std::size_t e) {
-      host_kernels::gather_sum(b, e, o, x, map, taps);
+    const auto b = static_cast<std::size_t>(block);
+    ctx.executor.for_blocks(blocks, (static_cast<std::size_t>(taps) + 1) * b, [&](std::size_t begin, std::size_t end) {
+      host_kernels::gather_sum(begin, end, o, x, map, taps, b);
     });
   }
 
@@ -276,6 +283,14 @@ private:
   static const scalar* data(const tensor& x) { return Storage::data(x); }
   static scalar* data(const view& x) { return x.data; }
   static const scalar* data(const const_view& x) { return x.data; }
+
+  static std::size_t block_count(const char* where, const shape& out_shape, std::int64_t block) {
+    if (block < 1 || out_shape.size() % static_cast<std::size_t>(block) != 0) {
+      throw_argument_error(where, "block", detail::concat("a positive divisor of ", out_shape.size(), " elements"),
+                           block);
+    }
+    return out_shape.size() / static_cast<std::size_t>(block);
+  }
 
   static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
     if (offset > flat.size() || sh.size() > flat.size() - offset) {

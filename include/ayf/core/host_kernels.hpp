@@ -59,25 +59,35 @@ void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S
   }
 }
 
-/// out[i] = in[map(i)], or 0 where map(i) < 0 (padding), for i in [begin, end).
+/// Blocks [begin, end) of `block` elements: out block i = in block map(i), or zeros where
+/// map(i) < 0 (padding).
 template <class S, class Map>
-void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map) {
+void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::size_t block) {
   for (std::size_t i = begin; i < end; ++i) {
     const std::int64_t k = map(static_cast<std::int64_t>(i));
-    out[i] = k < 0 ? S(0) : in[k];
+    S* o = out + i * block;
+    if (k < 0) {
+      for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
+    } else {
+      const S* x = in + static_cast<std::size_t>(k) * block;
+      for (std::size_t j = 0; j < block; ++j) o[j] = x[j];
+    }
   }
 }
 
-/// out[i] = sum_{r < taps} in[map(i, r)] (terms with map < 0 skipped), r in order.
+/// Blocks [begin, end): out block i = sum_{r < taps} in block map(i, r) (map < 0 skipped), r in order.
 template <class S, class Map>
-void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::int64_t taps) {
+void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::int64_t taps,
+                std::size_t block) {
   for (std::size_t i = begin; i < end; ++i) {
-    S acc = S(0);
+    S* o = out + i * block;
+    for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
     for (std::int64_t r = 0; r < taps; ++r) {
       const std::int64_t k = map(static_cast<std::int64_t>(i), r);
-      if (k >= 0) acc += in[k];
+      if (k < 0) continue;
+      const S* x = in + static_cast<std::size_t>(k) * block;
+      for (std::size_t j = 0; j < block; ++j) o[j] += x[j];
     }
-    out[i] = acc;
   }
 }
 

@@ -78,40 +78,37 @@ struct fast_divisor {
   }
 };
 
-/// im2col: row (b, y, x) of the [R*H*W, k*k*C] column matrix holds the k x k neighbourhood of
-/// pixel (y, x), tap-major then channel; -1 (a zero) outside the image.
+/// im2col over channel runs: block q = (pixel (b, y, x), tap (ky, kx)) of the [R*H*W, k*k*C] column
+/// matrix, tap-major, is the C channels of pixel (y + ky - k/2, x + kx - k/2); -1 (zeros) outside.
 struct im2col_map {
-  std::int64_t h, w, c, k;
-  fast_divisor by_c, by_taps, by_w, by_h, by_k;
-  im2col_map(std::int64_t h_, std::int64_t w_, std::int64_t c_, std::int64_t k_)
-      : h(h_), w(w_), c(c_), k(k_), by_c(c_), by_taps(k_ * k_), by_w(w_), by_h(h_), by_k(k_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t q = by_c.div(i), ch = i - q * c;
+  std::int64_t h, w, k;
+  fast_divisor by_taps, by_w, by_h, by_k;
+  im2col_map(std::int64_t h_, std::int64_t w_, std::int64_t k_)
+      : h(h_), w(w_), k(k_), by_taps(k_ * k_), by_w(w_), by_h(h_), by_k(k_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const {
     const std::int64_t pixel = by_taps.div(q), tap = q - pixel * k * k;
     const std::int64_t row = by_w.div(pixel), x = pixel - row * w;
     const std::int64_t b = by_h.div(row), y = row - b * h;
     const std::int64_t ky = by_k.div(tap), kx = tap - ky * k;
     const std::int64_t ys = y + ky - k / 2, xs = x + kx - k / 2;
     if (ys < 0 || ys >= h || xs < 0 || xs >= w) return -1;
-    return ((b * h + ys) * w + xs) * c + ch;
+    return (b * h + ys) * w + xs;
   }
 };
 
-/// col2im, the adjoint of im2col as a gather: element (b, y, x, c) of the image sums the k*k column
-/// entries that read it, tap r = (ky, kx) at output pixel (y - ky + k/2, x - kx + k/2).
+/// col2im, the adjoint of im2col as a gather over channel runs: pixel (b, y, x) sums the k*k column
+/// blocks that read it, tap r = (ky, kx) at output pixel (y - ky + k/2, x - kx + k/2).
 struct col2im_map {
-  std::int64_t h, w, c, k;
-  fast_divisor by_c, by_w, by_h, by_k;
-  col2im_map(std::int64_t h_, std::int64_t w_, std::int64_t c_, std::int64_t k_)
-      : h(h_), w(w_), c(c_), k(k_), by_c(c_), by_w(w_), by_h(h_), by_k(k_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    const std::int64_t q = by_c.div(i), ch = i - q * c;
-    const std::int64_t row = by_w.div(q), x = q - row * w;
+  std::int64_t h, w, k;
+  fast_divisor by_w, by_h, by_k;
+  col2im_map(std::int64_t h_, std::int64_t w_, std::int64_t k_) : h(h_), w(w_), k(k_), by_w(w_), by_h(h_), by_k(k_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t pixel, std::int64_t r) const {
+    const std::int64_t row = by_w.div(pixel), x = pixel - row * w;
     const std::int64_t b = by_h.div(row), y = row - b * h;
     const std::int64_t ky = by_k.div(r), kx = r - ky * k;
     const std::int64_t yo = y - ky + k / 2, xo = x - kx + k / 2;
     if (yo < 0 || yo >= h || xo < 0 || xo >= w) return -1;
-    return ((b * h + yo) * w + xo) * (k * k * c) + r * c + ch;
+    return ((b * h + yo) * w + xo) * (k * k) + r;
   }
 };
 
@@ -204,7 +201,8 @@ public:
       // dcols = dy W^T reuses the column buffer; dx = col2im(dcols).
       B::gemm(ctx, transpose::no, transpose::yes, scalar(1), dy, params.value(ctx, m_weight), scalar(0), cols);
       const auto k = static_cast<std::int64_t>(m_kernel);
-      B::gather_sum(ctx, *grad_x, shape(n, m_in.size()), cols, col2im(), k * k);
+      B::gather_sum(ctx, *grad_x, shape(n, m_in.size()), cols, col2im(), k * k,
+                    static_cast<std::int64_t>(m_in.channels));
     }
   }
 
@@ -215,12 +213,13 @@ private:
     auto cols = detail::scratch<B>(ctx, ws.cols, sh);
     B::gather(ctx, cols, sh, x,
               detail::im2col_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-                                 static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel)));
+                                 static_cast<std::int64_t>(m_kernel)),
+              static_cast<std::int64_t>(m_in.channels));
     return cols;
   }
   [[nodiscard]] detail::col2im_map col2im() const {
     return detail::col2im_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-                              static_cast<std::int64_t>(m_in.channels), static_cast<std::int64_t>(m_kernel));
+                              static_cast<std::int64_t>(m_kernel));
   }
 
   image_shape m_in{}, m_out{};

@@ -230,25 +230,36 @@ struct gather {
   S* out;
   const S* in;
   Map map;
+  std::size_t block;
+  /// Block i: out[i*block + j] = in[map(i)*block + j], or 0 where map(i) < 0.
   AYF_HOST_DEVICE void operator()(std::size_t i) const {
     const std::int64_t k = map(static_cast<std::int64_t>(i));
-    out[i] = k < 0 ? S(0) : in[k];
+    S* o = out + i * block;
+    if (k < 0) {
+      for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
+    } else {
+      const S* x = in + static_cast<std::size_t>(k) * block;
+      for (std::size_t j = 0; j < block; ++j) o[j] = x[j];
+    }
   }
 };
-/// out[i] = sum_{r < taps} in[map(i, r)], map < 0 skipped, r in order.
+/// Block i: out[i*block + j] = sum_{r < taps} in[map(i, r)*block + j], map < 0 skipped, r in order.
 template <class S, class Map>
 struct gather_sum {
   S* out;
   const S* in;
   Map map;
   std::int64_t taps;
+  std::size_t block;
   AYF_HOST_DEVICE void operator()(std::size_t i) const {
-    S acc = S(0);
+    S* o = out + i * block;
+    for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
     for (std::int64_t r = 0; r < taps; ++r) {
       const std::int64_t k = map(static_cast<std::int64_t>(i), r);
-      if (k >= 0) acc += in[k];
+      if (k < 0) continue;
+      const S* x = in + static_cast<std::size_t>(k) * block;
+      for (std::size_t j = 0; j < block; ++j) o[j] += x[j];
     }
-    out[i] = acc;
   }
 };
 
@@ -460,22 +471,26 @@ struct thrust_backend {
   // ---- index maps --------------------------------------------------------------------------
   /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0); out is resized to out_shape.
   template <class Out, class In, class Map>
-  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map) {
+  static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
+                     std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather: the input must be a tensor or view");
+    const std::size_t blocks = block_count("gather", out_shape, block);
     require_no_resized_alias("gather", out, out_shape, in);
     resize(ctx, out, out_shape);
-    launch(ctx, out_shape.size(), thrust_kernels::gather<S, Map>{data(out), data(in), map});
+    launch(ctx, blocks, thrust_kernels::gather<S, Map>{data(out), data(in), map, static_cast<std::size_t>(block)});
   }
 
   /// out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped), r in order.
   template <class Out, class In, class Map>
   static void gather_sum(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
-                         std::int64_t taps) {
+                         std::int64_t taps, std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
     require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
+    const std::size_t blocks = block_count("gather_sum", out_shape, block);
     require_no_resized_alias("gather_sum", out, out_shape, in);
     resize(ctx, out, out_shape);
-    launch(ctx, out_shape.size(), thrust_kernels::gather_sum<S, Map>{data(out), data(in), map, taps});
+    launch(ctx, blocks,
+           thrust_kernels::gather_sum<S, Map>{data(out), data(in), map, taps, static_cast<std::size_t>(block)});
   }
 
   // ---- reductions ----------------------------------------------------------------------------
@@ -634,8 +649,18 @@ private:
 #endif
 
   static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
-    require(offset <= flat.size() && sh.size() <= flat.size() - offset, "slice", "offset",
-            detail::concat(sh.size(), " elements from the offset inside ", flat.size()), offset);
+    if (offset > flat.size() || sh.size() > flat.size() - offset) {
+      throw_argument_error("slice", "offset", detail::concat(sh.size(), " elements from the offset inside ", flat.size()),
+                           offset);
+    }
+  }
+
+  static std::size_t block_count(const char* where, const shape& out_shape, std::int64_t block) {
+    if (block < 1 || out_shape.size() % static_cast<std::size_t>(block) != 0) {
+      throw_argument_error(where, "block", detail::concat("a positive divisor of ", out_shape.size(), " elements"),
+                           block);
+    }
+    return out_shape.size() / static_cast<std::size_t>(block);
   }
 
   /// An output tensor that must be resized cannot also be an input (resizing may move its data).
