@@ -14,44 +14,36 @@ namespace ayf::nn {
 
 namespace detail {
 
-/// Image [R, P*C] to group rows [R*G, M] (M = P*C/G): row (b, g) lists pixel-major the C/G channels
-/// of group g of sample b. `offset` skips leading elements (the primal rows of a stacked input).
+/// Image [R, P*C] to group rows [R*G, M] (M = P*C/G) over runs of C/G channels: block (b, g, pixel)
+/// of the group rows is the C/G channels of group g at that pixel of sample b. `offset` (in blocks)
+/// skips leading rows (the primal rows of a stacked input).
 struct image_to_group_map {
-  std::int64_t p, c, g, offset;
-  fast_divisor by_m, by_g, by_cg;
-  image_to_group_map(std::int64_t p_, std::int64_t c_, std::int64_t g_, std::int64_t offset_)
-      : p(p_), c(c_), g(g_), offset(offset_), by_m(p_ * (c_ / g_)), by_g(g_), by_cg(c_ / g_) {}
+  std::int64_t p, g, offset;
+  fast_divisor by_p, by_g;
+  image_to_group_map(std::int64_t p_, std::int64_t g_, std::int64_t offset_)
+      : p(p_), g(g_), offset(offset_), by_p(p_), by_g(g_) {}
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t cg = c / g, m = p * cg;
-    const std::int64_t row = by_m.div(i), j = i - row * m;
+    const std::int64_t row = by_p.div(i), pixel = i - row * p;
     const std::int64_t b = by_g.div(row), group = row - b * g;
-    const std::int64_t pixel = by_cg.div(j), ch = j - pixel * cg;
-    return offset + b * p * c + pixel * c + group * cg + ch;
+    return offset + (b * p + pixel) * g + group;
   }
 };
 
-/// The inverse: group rows [R*G, M] back to the image [R, P*C].
+/// The inverse, over the same runs: block (b, pixel, g) of the image is block (b, g, pixel) of the rows.
 struct group_to_image_map {
-  std::int64_t p, c, g;
-  fast_divisor by_c, by_p, by_cg;
-  group_to_image_map(std::int64_t p_, std::int64_t c_, std::int64_t g_)
-      : p(p_), c(c_), g(g_), by_c(c_), by_p(p_), by_cg(c_ / g_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t cg = c / g, m = p * cg;
-    const std::int64_t q = by_c.div(i), ch = i - q * c;
-    const std::int64_t b = by_p.div(q), pixel = q - b * p;
-    const std::int64_t group = by_cg.div(ch);
-    return (b * g + group) * m + pixel * cg + ch - group * cg;
+  std::int64_t p, g;
+  fast_divisor by_pg, by_g;
+  group_to_image_map(std::int64_t p_, std::int64_t g_) : p(p_), g(g_), by_pg(p_ * g_), by_g(g_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const {
+    const std::int64_t b = by_pg.div(q), rest = q - b * p * g;
+    const std::int64_t pixel = by_g.div(rest), group = rest - pixel * g;
+    return (b * g + group) * p + pixel;
   }
 };
 
-/// A [1, C] row broadcast to every pixel of every sample: i -> i mod C.
+/// A [1, C] row broadcast to every pixel of every sample, as one run of C channels per pixel.
 struct channel_broadcast_map {
-  fast_divisor by_c;
-  explicit channel_broadcast_map(std::int64_t c) : by_c(c) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    return i - by_c.div(i) * static_cast<std::int64_t>(by_c.d);
-  }
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t) const { return 0; }
 };
 
 struct scaled_value {
@@ -136,7 +128,7 @@ public:
     const std::size_t g = m_groups, m = pc / g, p = m_image.pixels(), c = m_image.channels;
     st.batch = n;
     // xhat = (x - mu) rstd in group rows: mu = mean, var = mean (x - mu)^2.
-    B::gather(ctx, st.xhat, shape(n * g, m), x, to_group(0));
+    B::gather(ctx, st.xhat, shape(n * g, m), x, to_group(0), run());
     auto mean = detail::scratch<B>(ctx, ws.rows_a, shape(n * g, 1));
     B::reduce_rows(ctx, mean, detail::scaled_value{-1.0 / static_cast<double>(m)}, st.xhat);
     B::gemm(ctx, transpose::no, transpose::no, scalar(1), mean, detail::ones<B>(ctx, ws, shape(1, m)), scalar(1),
@@ -145,18 +137,18 @@ public:
     B::transform(ctx, st.rstd, detail::inverse_sqrt_plus{m_eps}, st.rstd);
     B::scale_sum_rows(ctx, st.xhat, st.rstd, st.xhat);
     B::resize(ctx, y, shape(rows, pc));
-    B::gather(ctx, B::slice(ctx, y, 0, shape(n, pc)), shape(n, pc), st.xhat, to_image());
+    B::gather(ctx, B::slice(ctx, y, 0, shape(n, pc)), shape(n, pc), st.xhat, to_image(), run());
     if (rows == 2 * n) {
       // dxhat = J dx, in group rows, then back to the image layout.
       auto v = detail::scratch<B>(ctx, ws.image_a, shape(n * g, m));
-      B::gather(ctx, v, shape(n * g, m), x, to_group(static_cast<std::int64_t>(n * pc)));
+      B::gather(ctx, v, shape(n * g, m), x, to_group(static_cast<std::int64_t>(n * pc)), run());
       project(ctx, st, v, ws);
-      B::gather(ctx, B::slice(ctx, y, n * pc, shape(n, pc)), shape(n, pc), v, to_image());
+      B::gather(ctx, B::slice(ctx, y, n * pc, shape(n, pc)), shape(n, pc), v, to_image(), run());
     }
     // y = gamma xhat + beta (beta on the primal rows only).
     auto gamma = detail::scratch<B>(ctx, ws.image_b, shape(rows, pc));
     B::gather(ctx, gamma, shape(rows, pc), params.value(ctx, m_gamma),
-              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
+              detail::channel_broadcast_map{}, static_cast<std::int64_t>(c));
     B::transform(ctx, y, detail::product{}, y, gamma);
     B::gemm(ctx, transpose::no, transpose::no, scalar(1), detail::ones<B>(ctx, ws, shape(n * p, 1)),
             params.value(ctx, m_beta), scalar(1), B::slice(ctx, y, 0, shape(n * p, c)));
@@ -175,7 +167,7 @@ public:
                       c = m_image.channels;
     require_shape("group_norm::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
     auto xhat = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
-    B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image());
+    B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image(), run());
     B::transform(ctx, detail::scratch<B>(ctx, ws.image_b, shape(n, pc)), detail::product{}, grad_y, xhat);
     auto ones = detail::ones<B>(ctx, ws, shape(n * p, 1));
     B::gemm(ctx, transpose::yes, transpose::no, scalar(1), ones, B::slice(ctx, ws.image_b, 0, shape(n * p, c)),
@@ -185,12 +177,12 @@ public:
     // gamma dy in the image layout, then in group rows, projected, and back.
     auto scaled = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
     B::gather(ctx, scaled, shape(n, pc), params.value(ctx, m_gamma),
-              detail::channel_broadcast_map(static_cast<std::int64_t>(c)));
+              detail::channel_broadcast_map{}, static_cast<std::int64_t>(c));
     B::transform(ctx, scaled, detail::product{}, grad_y, scaled);
     auto v = detail::scratch<B>(ctx, ws.image_b, shape(n * g, m));
-    B::gather(ctx, v, shape(n * g, m), scaled, to_group(0));
+    B::gather(ctx, v, shape(n * g, m), scaled, to_group(0), run());
     project(ctx, st, v, ws);
-    B::gather(ctx, grad_x, shape(n, pc), v, to_image());
+    B::gather(ctx, grad_x, shape(n, pc), v, to_image(), run());
   }
 
 private:
@@ -207,15 +199,16 @@ private:
     B::scale_sum_rows(ctx, v, st.rstd, v);
   }
 
+  /// `offset` in elements (a multiple of the run length C/G).
   [[nodiscard]] detail::image_to_group_map to_group(std::int64_t offset) const {
-    return detail::image_to_group_map(static_cast<std::int64_t>(m_image.pixels()),
-                                      static_cast<std::int64_t>(m_image.channels),
-                                      static_cast<std::int64_t>(m_groups), offset);
+    return detail::image_to_group_map(static_cast<std::int64_t>(m_image.pixels()), static_cast<std::int64_t>(m_groups),
+                                      offset / run());
   }
   [[nodiscard]] detail::group_to_image_map to_image() const {
-    return detail::group_to_image_map(static_cast<std::int64_t>(m_image.pixels()),
-                                      static_cast<std::int64_t>(m_image.channels), static_cast<std::int64_t>(m_groups));
+    return detail::group_to_image_map(static_cast<std::int64_t>(m_image.pixels()), static_cast<std::int64_t>(m_groups));
   }
+  /// The channels of one group at one pixel: the contiguous run every map copies.
+  [[nodiscard]] std::int64_t run() const { return static_cast<std::int64_t>(m_image.channels / m_groups); }
 
   image_shape m_image{};
   std::size_t m_groups = 1;

@@ -12,32 +12,29 @@ namespace ayf::nn {
 
 namespace detail {
 
-/// Nearest 2x upsampling from an h x w x c image: fine pixel (Y, X) reads coarse pixel (Y/2, X/2).
+/// Nearest 2x upsampling from an h x w image, over runs of c channels: fine pixel (Y, X) reads coarse
+/// pixel (Y/2, X/2).
 struct nearest_up_map {
-  std::int64_t h, w, c;
-  fast_divisor by_c, by_2w, by_2h;
-  nearest_up_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
-      : h(h_), w(w_), c(c_), by_c(c_), by_2w(2 * w_), by_2h(2 * h_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    const std::int64_t q = by_c.div(i), ch = i - q * c;
+  std::int64_t h, w;
+  fast_divisor by_2w, by_2h;
+  nearest_up_map(std::int64_t h_, std::int64_t w_) : h(h_), w(w_), by_2w(2 * w_), by_2h(2 * h_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const {
     const std::int64_t row = by_2w.div(q), x = q - row * 2 * w;
     const std::int64_t b = by_2h.div(row), y = row - b * 2 * h;
-    return ((b * h + y / 2) * w + x / 2) * c + ch;
+    return (b * h + y / 2) * w + x / 2;
   }
 };
 
-/// Sum over 2x2 blocks into an h x w x c image: coarse pixel (y, x), tap r = (r/2, r%2) reads fine
-/// pixel (2y + r/2, 2x + r%2). The adjoint of nearest_up_map.
+/// Sum over 2x2 blocks into an h x w image, over runs of c channels: coarse pixel (y, x), tap
+/// r = (r/2, r%2) reads fine pixel (2y + r/2, 2x + r%2). The adjoint of nearest_up_map.
 struct block_sum_map {
-  std::int64_t h, w, c;
-  fast_divisor by_c, by_w, by_h;
-  block_sum_map(std::int64_t h_, std::int64_t w_, std::int64_t c_)
-      : h(h_), w(w_), c(c_), by_c(c_), by_w(w_), by_h(h_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    const std::int64_t q = by_c.div(i), ch = i - q * c;
+  std::int64_t h, w;
+  fast_divisor by_w, by_h;
+  block_sum_map(std::int64_t h_, std::int64_t w_) : h(h_), w(w_), by_w(w_), by_h(h_) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q, std::int64_t r) const {
     const std::int64_t row = by_w.div(q), x = q - row * w;
     const std::int64_t b = by_h.div(row), y = row - b * h;
-    return ((b * 2 * h + 2 * y + r / 2) * 2 * w + 2 * x + r % 2) * c + ch;
+    return (b * 2 * h + 2 * y + r / 2) * 2 * w + 2 * x + r % 2;
   }
 };
 
@@ -84,20 +81,20 @@ public:
   void forward(typename B::context& ctx, const typename B::tensor& x, typename B::tensor& y) const {
     const std::size_t rows = B::shape_of(x).rows;
     require_shape("upsample_nearest::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
-    B::gather(ctx, y, shape(rows, output().size()), x, map());
+    B::gather(ctx, y, shape(rows, output().size()), x, map(), channels());
   }
   /// grad_y: [n, 4*H*W*C] -> grad_x: [n, H*W*C].
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("upsample_nearest::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
-    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w, map().c), 4);
+    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w), 4, channels());
   }
 
 private:
   [[nodiscard]] detail::nearest_up_map map() const {
-    return detail::nearest_up_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
-                                  static_cast<std::int64_t>(m_in.channels));
+    return detail::nearest_up_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width));
   }
+  [[nodiscard]] std::int64_t channels() const { return static_cast<std::int64_t>(m_in.channels); }
   image_shape m_in{};
 };
 
@@ -118,14 +115,14 @@ public:
     const std::size_t rows = B::shape_of(x).rows;
     require_shape("avg_pool::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
     const auto [h, w, c] = coarse();
-    B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map(h, w, c), 4);
+    B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map(h, w), 4, c);
     B::scale_sum_rows(ctx, y, 0.25, y);
   }
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("avg_pool::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
     const auto [h, w, c] = coarse();
-    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w, c));
+    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w), c);
     B::scale_sum_rows(ctx, grad_x, 0.25, grad_x);
   }
 

@@ -56,24 +56,17 @@ struct unet_config {
 
 namespace detail {
 
-/// Per-(sample, channel) values [R, C] broadcast over the P pixels of a [R, P*C] image.
+/// Per-(sample, channel) values [R, C] broadcast over the P pixels of a [R, P*C] image, over runs of
+/// C channels: pixel block q of sample q / P reads block q / P.
 struct sample_channel_map {
-  std::int64_t p, c;
-  fast_divisor by_pc, by_c;
-  sample_channel_map(std::int64_t p_, std::int64_t c_) : p(p_), c(c_), by_pc(p_ * c_), by_c(c_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const {
-    return by_pc.div(i) * c + i - by_c.div(i) * c;
-  }
+  fast_divisor by_p;
+  explicit sample_channel_map(std::int64_t p) : by_p(p) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const { return by_p.div(q); }
 };
-/// Its adjoint: the sum over pixels, [n, C] from [n, P*C] with P taps.
+/// Its adjoint: the sum over pixels, [n, C] from [n, P*C] with P taps, over runs of C channels.
 struct pixel_sum_map {
-  std::int64_t p, c;
-  fast_divisor by_c;
-  pixel_sum_map(std::int64_t p_, std::int64_t c_) : p(p_), c(c_), by_c(c_) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const {
-    const std::int64_t b = by_c.div(i);
-    return b * p * c + r * c + i - b * c;
-  }
+  std::int64_t p;
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t b, std::int64_t r) const { return b * p + r; }
 };
 
 /// a = silu(z) on rows [0, n); da = silu'(z) dz on rows [n, 2n) when z is stacked [2n, .].
@@ -159,7 +152,7 @@ public:
     B::gemm(ctx, transpose::no, transpose::no, scalar(1), embedding, params.value(ctx, m_embed), scalar(0), st.bias);
     auto bias = detail::scratch<B>(ctx, ws.image_a, shape(rows, p * c));
     B::gather(ctx, bias, shape(rows, p * c), st.bias,
-              detail::sample_channel_map(static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)));
+              detail::sample_channel_map(static_cast<std::int64_t>(p)), static_cast<std::int64_t>(c));
     B::scale_sum_rows(ctx, st.z1, 1.0, st.z1, 1.0, bias);
     m_norm2.forward(ctx, params, st.z1, st.y2, st.norm2, ws, n);
     detail::silu_stacked<B>(ctx, st.y2, st.a2, n);
@@ -187,8 +180,8 @@ public:
     m_norm2.backward(ctx, params, st.norm2, g.grad_a, g.grad_z, ws);
     // The embedding bias: dL/d(e W_e) sums dL/dz1 over pixels.
     B::gather_sum(ctx, g.grad_bias, shape(n, c), g.grad_z,
-                  detail::pixel_sum_map(static_cast<std::int64_t>(p), static_cast<std::int64_t>(c)),
-                  static_cast<std::int64_t>(p));
+                  detail::pixel_sum_map{static_cast<std::int64_t>(p)}, static_cast<std::int64_t>(p),
+                  static_cast<std::int64_t>(c));
     B::gemm(ctx, transpose::yes, transpose::no, scalar(1), B::slice(ctx, embedding, 0, shape(n, m_embedding)),
             g.grad_bias, scalar(1), params.gradient(ctx, m_embed));
     B::gemm(ctx, transpose::no, transpose::yes, scalar(1), g.grad_bias, params.value(ctx, m_embed), scalar(1),
