@@ -16,8 +16,12 @@
 #include "ayf/core/backend.hpp"
 #include "ayf/flow_map/parametrization.hpp"
 #include "ayf/guidance/guidance.hpp"
+#include "ayf/nn/conv.hpp"
+#include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/mlp.hpp"
 #include "ayf/nn/optimizer.hpp"
+#include "ayf/nn/resample.hpp"
+#include "ayf/nn/unet.hpp"
 #include "ayf/objectives/ayf_emd.hpp"
 #include "ayf/objectives/ayf_lmd.hpp"
 #include "ayf/objectives/discrete_consistency.hpp"
@@ -56,6 +60,14 @@ inline const std::vector<case_info>& cases() {
       {"discrete_consistency_step", agreement::tolerance}, {"shortcut_step", agreement::tolerance},
       {"adam_step", agreement::tolerance}, {"samplers_ode", agreement::tolerance},
       {"samplers_flow_map", agreement::tolerance}, {"samplers_mlp", agreement::tolerance},
+      {"conv2d_forward", agreement::tolerance}, {"conv2d_forward_jvp", agreement::tolerance},
+      {"conv2d_backward", agreement::tolerance}, {"group_norm_forward", agreement::tolerance},
+      {"group_norm_forward_jvp", agreement::tolerance}, {"group_norm_backward", agreement::tolerance},
+      {"upsample_nearest", agreement::tolerance}, {"avg_pool", agreement::tolerance},
+      {"concat_channels", agreement::bitwise}, {"unet_forward", agreement::tolerance},
+      {"unet_forward_jvp", agreement::tolerance}, {"unet_backward", agreement::tolerance},
+      {"unet_from_teacher", agreement::tolerance}, {"unet_flow_matching_step", agreement::tolerance},
+      {"unet_ayf_emd_step", agreement::tolerance},
   };
   return all;
 }
@@ -148,6 +160,61 @@ ayf::nn::mlp_flow_model<B> random_student(typename B::context& ctx, std::size_t 
   return m;
 }
 
+/// 8x8x1 images, two levels (4 and 8 channels), 2 groups, an 8-wide embedding, 3 classes (and
+/// the null label -1); a student embeds s and lambda.
+inline ayf::nn::unet_config unet_shape(bool student, std::uint64_t seed) {
+  ayf::nn::unet_config c;
+  c.height = 8;
+  c.width = 8;
+  c.channels = 1;
+  c.base_channels = 4;
+  c.channel_multipliers = {1, 2};
+  c.blocks_per_level = 1;
+  c.groups = 2;
+  c.embedding_channels = 8;
+  c.frequencies = 3;
+  c.embed_s = student;
+  c.embed_lambda = student;
+  c.classes = 3;
+  c.seed = seed;
+  return c;
+}
+
+/// A U-Net student whose s and lambda weights are non-zero.
+template <class B>
+ayf::nn::unet_flow_model<B> random_unet_student(typename B::context& ctx) {
+  ayf::nn::unet_flow_model<B> m(ctx, unet_shape(true, 21));
+  const auto noise = input<B>(ctx, B::shape_of(m.parameters().values), 99, -0.2, 0.2);
+  B::scale_sum_rows(ctx, m.parameters().values, 1.0, m.parameters().values, 1.0, noise);
+  return m;
+}
+
+/// Labels i mod (classes + 1) - 1: every class and the null class -1.
+template <class B>
+typename B::tensor cycling_labels(typename B::context& ctx, std::size_t n, std::size_t classes) {
+  std::vector<typename B::scalar> labels(n);
+  for (std::size_t i = 0; i < n; ++i)
+    labels[i] = static_cast<typename B::scalar>(static_cast<int>(i % (classes + 1)) - 1);
+  return B::from_host(ctx, labels, shape::vector(n));
+}
+
+/// A parameter set over `layout` with every value uniform on [lo, hi).
+template <class B>
+ayf::nn::parameter_set<B> random_parameters(typename B::context& ctx, const ayf::nn::parameter_layout& layout,
+                                            std::uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  B::copy(ctx, input<B>(ctx, B::shape_of(params.values), seed, lo, hi), params.values);
+  return params;
+}
+
+/// The first n rows of x as a tensor.
+template <class B>
+typename B::tensor top_rows(typename B::context& ctx, const typename B::tensor& x, std::size_t n) {
+  typename B::tensor out;
+  B::copy(ctx, B::slice(ctx, x, 0, shape(n, B::shape_of(x).cols)), out);
+  return out;
+}
+
 template <class B>
 void gemm_case(recorder<B>& rec, transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k) {
   auto& ctx = rec.ctx;
@@ -169,8 +236,8 @@ void gemm_case(recorder<B>& rec, transpose ta, transpose tb, std::size_t m, std:
   rec.add(out);
 }
 
-template <class B, class Objective, class Run>
-void objective_case(recorder<B>& rec, ayf::nn::mlp_flow_model<B>& student, Objective& objective, const Run& run) {
+template <class B, class Model, class Objective, class Run>
+void objective_case(recorder<B>& rec, Model& student, Objective& objective, const Run& run) {
   student.parameters().zero_gradients(rec.ctx);
   const ayf::step_statistics stats = run(objective);
   rec.add_scalar(stats.loss);
@@ -425,6 +492,172 @@ std::vector<double> run_case(std::string_view name) {
     B::copy(ctx, x0, x);
     ayf::gamma_sample<B>(ctx, flow, x, ayf::time_grid::uniform(4), 0.5);
     rec.add(x);
+  } else if (name == "conv2d_forward" || name == "conv2d_forward_jvp" || name == "conv2d_backward") {
+    const ayf::nn::image_shape in{5, 4, 3};
+    const std::size_t out_channels = 4, n = 3;
+    for (const std::size_t kernel : {std::size_t{1}, std::size_t{3}}) {
+      ayf::nn::parameter_layout layout;
+      layout.add("unrelated", 1, 2);  // the conv's blocks need not start the buffer
+      const ayf::nn::conv2d<B> conv(layout, "conv", in, out_channels, kernel);
+      auto params = random_parameters<B>(ctx, layout, 30 + kernel);
+      ayf::nn::workspace<B> ws;
+      const auto stacked = input<B>(ctx, shape(2 * n, in.size()), 1);  // [x; dx]
+      const auto x = top_rows<B>(ctx, stacked, n);
+      typename B::tensor y;
+      if (name == "conv2d_forward") {
+        conv.forward(ctx, params, x, y, ws);
+        rec.add(y);
+        conv.forward(ctx, params, x, y, ws, n, true);  // accumulate
+        rec.add(y);
+      } else if (name == "conv2d_forward_jvp") {
+        conv.forward(ctx, params, stacked, y, ws, n);  // the bias on the primal rows only
+        rec.add(y);
+      } else {
+        const auto grad_y = input<B>(ctx, shape(n, in.pixels() * out_channels), 2);
+        typename B::tensor grad_x;
+        params.zero_gradients(ctx);
+        conv.backward(ctx, params, x, grad_y, &grad_x, ws);
+        rec.add(params.gradients);
+        rec.add(grad_x);
+        conv.backward(ctx, params, stacked, grad_y, nullptr, ws);  // after a stacked pass, accumulating
+        rec.add(params.gradients);
+      }
+    }
+  } else if (name == "group_norm_forward" || name == "group_norm_forward_jvp" || name == "group_norm_backward") {
+    const ayf::nn::image_shape im{4, 3, 6};
+    const std::size_t n = 3;
+    for (const std::size_t groups : {std::size_t{1}, std::size_t{3}}) {
+      ayf::nn::parameter_layout layout;
+      const ayf::nn::group_norm<B> norm(layout, "norm", im, groups);
+      auto params = random_parameters<B>(ctx, layout, 40 + groups);
+      ayf::nn::workspace<B> ws;
+      ayf::nn::group_norm_state<B> st;
+      const auto stacked = input<B>(ctx, shape(2 * n, im.size()), 1, -0.5, 2.5);  // an offset the norm removes
+      const auto x = top_rows<B>(ctx, stacked, n);
+      typename B::tensor y;
+      if (name == "group_norm_forward") {
+        norm.forward(ctx, params, x, y, st, ws);
+        rec.add(y);
+        rec.add(st.xhat);
+        rec.add(st.rstd);
+      } else if (name == "group_norm_forward_jvp") {
+        norm.forward(ctx, params, stacked, y, st, ws, n);
+        rec.add(y);
+      } else {
+        const auto grad_y = input<B>(ctx, shape(n, im.size()), 2);
+        typename B::tensor grad_x;
+        params.zero_gradients(ctx);
+        norm.forward(ctx, params, x, y, st, ws);
+        norm.backward(ctx, params, st, grad_y, grad_x, ws);
+        rec.add(params.gradients);
+        rec.add(grad_x);
+        norm.forward(ctx, params, stacked, y, st, ws, n);  // backward after a stacked pass
+        norm.backward(ctx, params, st, grad_y, grad_x, ws);
+        rec.add(params.gradients);
+        rec.add(grad_x);
+      }
+    }
+  } else if (name == "upsample_nearest" || name == "avg_pool") {
+    const ayf::nn::image_shape coarse{3, 2, 3}, fine{6, 4, 3};
+    const std::size_t n = 2;
+    typename B::tensor y, grad_x;
+    if (name == "upsample_nearest") {
+      const ayf::nn::upsample_nearest<B> up(coarse);
+      up.forward(ctx, input<B>(ctx, shape(n, coarse.size()), 1), y);
+      rec.add(y);
+      up.forward(ctx, input<B>(ctx, shape(2 * n, coarse.size()), 2), y);  // stacked rows
+      rec.add(y);
+      up.backward(ctx, input<B>(ctx, shape(n, fine.size()), 3), grad_x);
+      rec.add(grad_x);
+    } else {
+      const ayf::nn::avg_pool<B> pool(fine);
+      pool.forward(ctx, input<B>(ctx, shape(n, fine.size()), 1), y);
+      rec.add(y);
+      pool.forward(ctx, input<B>(ctx, shape(2 * n, fine.size()), 2), y);
+      rec.add(y);
+      pool.backward(ctx, input<B>(ctx, shape(n, coarse.size()), 3), grad_x);
+      rec.add(grad_x);
+    }
+  } else if (name == "concat_channels") {
+    const ayf::nn::image_shape ia{3, 2, 2}, ib{3, 2, 3};
+    const ayf::nn::concat_channels<B> cat(ia, ib);
+    ayf::nn::workspace<B> ws;
+    for (const std::size_t rows : {std::size_t{2}, std::size_t{4}}) {
+      typename B::tensor y, grad_a, grad_b;
+      cat.forward(ctx, input<B>(ctx, shape(rows, ia.size()), rows), input<B>(ctx, shape(rows, ib.size()), rows + 1), y,
+                  ws);
+      rec.add(y);
+      cat.backward(ctx, input<B>(ctx, shape(rows, cat.output().size()), rows + 2), grad_a, grad_b);
+      rec.add(grad_a);
+      rec.add(grad_b);
+    }
+  } else if (name == "unet_forward" || name == "unet_forward_jvp" || name == "unet_backward") {
+    using unet = ayf::nn::unet_flow_model<B>;
+    auto student = random_unet_student<B>(ctx);
+    const std::size_t n = 5, d = student.config().dims();
+    const auto x = input<B>(ctx, shape(n, d), 1), t = input<B>(ctx, shape::vector(n), 2, 0.0, 1.0),
+               s = input<B>(ctx, shape::vector(n), 3, 0.0, 1.0), lambda = input<B>(ctx, shape::vector(n), 4, 1.0, 3.0);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    const ayf::condition<B> cond{&y, &lambda};
+    typename B::tensor out, dout;
+    typename unet::activations saved;
+    if (name == "unet_forward") {
+      student.forward(ctx, x, t, s, cond, out, saved);
+      rec.add(out);
+      student.forward(ctx, x, t, s, ayf::condition<B>{}, out);  // default lambda, no labels
+      rec.add(out);
+    } else {
+      const auto dx = input<B>(ctx, shape(n, d), 5), dt = input<B>(ctx, shape::vector(n), 6),
+                 ds = input<B>(ctx, shape::vector(n), 7);
+      student.forward_jvp(ctx, x, t, s, cond, dx, dt, ds, out, dout, saved);
+      rec.add(out);
+      rec.add(dout);
+      if (name == "unet_backward") {
+        const auto grad = input<B>(ctx, shape(n, d), 8);
+        student.parameters().zero_gradients(ctx);
+        student.backward(ctx, saved, grad);
+        rec.add(student.parameters().gradients);
+        student.forward(ctx, x, t, s, cond, out, saved);  // backward after a plain forward too
+        student.backward(ctx, saved, grad);
+        rec.add(student.parameters().gradients);
+      }
+    }
+  } else if (name == "unet_from_teacher") {
+    using unet = ayf::nn::unet_flow_model<B>;
+    unet teacher(ctx, unet_shape(false, 3));
+    unet student = unet::from_teacher(ctx, teacher, unet_shape(true, 3));
+    rec.add(student.parameters().values);
+    const std::size_t n = 5, d = teacher.config().dims();
+    const auto x = input<B>(ctx, shape(n, d), 1), t = input<B>(ctx, shape::vector(n), 2, 0.0, 1.0),
+               s = input<B>(ctx, shape::vector(n), 3, 0.0, 1.0), lambda = input<B>(ctx, shape::vector(n), 4, 1.0, 3.0);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    typename B::tensor v, f;
+    teacher(ctx, x, t, ayf::condition<B>{&y, nullptr}, v);
+    rec.add(v);
+    student.forward(ctx, x, t, s, ayf::condition<B>{&y, &lambda}, f);
+    rec.add(f);
+  } else if (name == "unet_flow_matching_step") {
+    using unet = ayf::nn::unet_flow_model<B>;
+    unet teacher(ctx, unet_shape(false, 3));
+    const std::size_t n = 6;
+    const auto x0 = input<B>(ctx, shape(n, teacher.config().dims()), 1, -2.0, 2.0);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    ayf::flow_matching<B, unet> objective;
+    objective_case(rec, teacher, objective, [&](auto& o) { return o.step(ctx, teacher, x0, &y); });
+  } else if (name == "unet_ayf_emd_step") {
+    using unet = ayf::nn::unet_flow_model<B>;
+    unet teacher(ctx, unet_shape(false, 3));
+    unet weak(ctx, unet_shape(false, 4));
+    auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+    auto student = random_unet_student<B>(ctx);
+    const std::size_t n = 6;
+    const auto x0 = input<B>(ctx, shape(n, student.config().dims()), 1, -2.0, 2.0);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    ayf::ayf_emd_config config;
+    config.warmup_iterations = 10;
+    ayf::ayf_emd<B, unet> objective(config);
+    objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, &y, 4.0); });
+    rec.add(objective.output_gradient());
   } else {
     throw std::invalid_argument("no conformance case named " + std::string(name));
   }
