@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ayf/core/backend.hpp"
+#include "ayf/core/backend_checks.hpp"
 #include "ayf/core/error.hpp"
 #include "ayf/core/host_kernels.hpp"
 
@@ -73,11 +74,11 @@ struct host_backend {
 
   /// Elements [offset, offset + sh.size()) of `flat`'s row-major data viewed as `sh`.
   static view slice(context& /*ctx*/, tensor& flat, std::size_t offset, const shape& sh) {
-    check_slice(shape_of(flat), offset, sh);
+    detail::check_slice(shape_of(flat), offset, sh);
     return {Storage::data(flat) + offset, sh};
   }
   static const_view slice(context& /*ctx*/, const tensor& flat, std::size_t offset, const shape& sh) {
-    check_slice(shape_of(flat), offset, sh);
+    detail::check_slice(shape_of(flat), offset, sh);
     return {Storage::data(flat) + offset, sh};
   }
 
@@ -160,7 +161,7 @@ struct host_backend {
   static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
                      std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather: the input must be a tensor or view");
-    const std::size_t blocks = block_count("gather", out_shape, block);
+    const std::size_t blocks = detail::block_count("gather", out_shape, block);
     require_no_resized_alias("gather", out, out_shape, in);
     resize(ctx, out, out_shape);
     scalar* o = data(out);
@@ -179,7 +180,7 @@ struct host_backend {
                          std::int64_t taps, std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
     require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
-    const std::size_t blocks = block_count("gather_sum", out_shape, block);
+    const std::size_t blocks = detail::block_count("gather_sum", out_shape, block);
     require_no_resized_alias("gather_sum", out, out_shape, in);
     resize(ctx, out, out_shape);
     scalar* o = data(out);
@@ -284,36 +285,9 @@ private:
   static scalar* data(const view& x) { return x.data; }
   static const scalar* data(const const_view& x) { return x.data; }
 
-  static std::size_t block_count(const char* where, const shape& out_shape, std::int64_t block) {
-    if (block < 1 || out_shape.size() % static_cast<std::size_t>(block) != 0) {
-      throw_argument_error(where, "block", detail::concat("a positive divisor of ", out_shape.size(), " elements"),
-                           block);
-    }
-    return out_shape.size() / static_cast<std::size_t>(block);
-  }
-
-  static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
-    if (offset > flat.size() || sh.size() > flat.size() - offset) {
-      throw_argument_error("slice", "offset", detail::concat(sh.size(), " elements from the offset inside ", flat.size()),
-                           offset);
-    }
-  }
-
-  /// An output tensor that must be resized cannot also be an input: resizing would free the
-  /// input's data. (Views are never resized.)
   template <class Out, class... Args>
   static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<Out>, tensor>) {
-      const shape have = shape_of(out);
-      if (have.rows == sh.rows && have.cols == sh.cols) return;
-      const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
-      if (aliased) {
-        std::ostringstream received;
-        received << "an input of shape " << have;
-        throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
-                             received.str());
-      }
-    }
+    detail::require_no_resized_alias<tensor>(where, out, shape_of(out), sh, args...);
   }
 
   template <class First, class... In>

@@ -61,8 +61,9 @@ void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S
 
 /// Blocks [begin, end) of `block` elements: out block i = in block map(i), or zeros where
 /// map(i) < 0 (padding).
+/// Host and device: the Thrust backend runs it per block.
 template <class S, class Map>
-void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::size_t block) {
+AYF_HOST_DEVICE void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::size_t block) {
   for (std::size_t i = begin; i < end; ++i) {
     const std::int64_t k = map(static_cast<std::int64_t>(i));
     S* o = out + i * block;
@@ -77,8 +78,8 @@ void gather(std::size_t begin, std::size_t end, S* out, const S* in, const Map& 
 
 /// Blocks [begin, end): out block i = sum_{r < taps} in block map(i, r) (map < 0 skipped), r in order.
 template <class S, class Map>
-void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map, std::int64_t taps,
-                std::size_t block) {
+AYF_HOST_DEVICE void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map,
+                                std::int64_t taps, std::size_t block) {
   for (std::size_t i = begin; i < end; ++i) {
     S* o = out + i * block;
     for (std::size_t j = 0; j < block; ++j) o[j] = S(0);

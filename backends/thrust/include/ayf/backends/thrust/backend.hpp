@@ -22,6 +22,7 @@
 #include <thrust/iterator/counting_iterator.h>
 
 #include "ayf/core/backend.hpp"
+#include "ayf/core/backend_checks.hpp"
 #include "ayf/core/error.hpp"
 #include "ayf/core/host_kernels.hpp"
 #include "ayf/core/philox.hpp"
@@ -225,25 +226,16 @@ struct merge_extrema {
 };
 
 /// out[i] = in[map(i)], 0 where map(i) < 0.
+/// Block i of host_kernels::gather (out block i = in block map(i), zeros where map(i) < 0).
 template <class S, class Map>
 struct gather {
   S* out;
   const S* in;
   Map map;
   std::size_t block;
-  /// Block i: out[i*block + j] = in[map(i)*block + j], or 0 where map(i) < 0.
-  AYF_HOST_DEVICE void operator()(std::size_t i) const {
-    const std::int64_t k = map(static_cast<std::int64_t>(i));
-    S* o = out + i * block;
-    if (k < 0) {
-      for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
-    } else {
-      const S* x = in + static_cast<std::size_t>(k) * block;
-      for (std::size_t j = 0; j < block; ++j) o[j] = x[j];
-    }
-  }
+  AYF_HOST_DEVICE void operator()(std::size_t i) const { host_kernels::gather(i, i + 1, out, in, map, block); }
 };
-/// Block i: out[i*block + j] = sum_{r < taps} in[map(i, r)*block + j], map < 0 skipped, r in order.
+/// Block i of host_kernels::gather_sum (the sum over taps r of in block map(i, r), r in order).
 template <class S, class Map>
 struct gather_sum {
   S* out;
@@ -252,14 +244,7 @@ struct gather_sum {
   std::int64_t taps;
   std::size_t block;
   AYF_HOST_DEVICE void operator()(std::size_t i) const {
-    S* o = out + i * block;
-    for (std::size_t j = 0; j < block; ++j) o[j] = S(0);
-    for (std::int64_t r = 0; r < taps; ++r) {
-      const std::int64_t k = map(static_cast<std::int64_t>(i), r);
-      if (k < 0) continue;
-      const S* x = in + static_cast<std::size_t>(k) * block;
-      for (std::size_t j = 0; j < block; ++j) o[j] += x[j];
-    }
+    host_kernels::gather_sum(i, i + 1, out, in, map, taps, block);
   }
 };
 
@@ -387,11 +372,11 @@ struct thrust_backend {
 
   /// Elements [offset, offset + sh.size()) of `flat`'s row-major data viewed as `sh`.
   static view slice(context& /*ctx*/, tensor& flat, std::size_t offset, const shape& sh) {
-    check_slice(shape_of(flat), offset, sh);
+    detail::check_slice(shape_of(flat), offset, sh);
     return {data(flat) + offset, sh};
   }
   static const_view slice(context& /*ctx*/, const tensor& flat, std::size_t offset, const shape& sh) {
-    check_slice(shape_of(flat), offset, sh);
+    detail::check_slice(shape_of(flat), offset, sh);
     return {data(flat) + offset, sh};
   }
 
@@ -474,7 +459,7 @@ struct thrust_backend {
   static void gather(context& ctx, Out&& out, const shape& out_shape, const In& in, const Map& map,
                      std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather: the input must be a tensor or view");
-    const std::size_t blocks = block_count("gather", out_shape, block);
+    const std::size_t blocks = detail::block_count("gather", out_shape, block);
     require_no_resized_alias("gather", out, out_shape, in);
     resize(ctx, out, out_shape);
     launch(ctx, blocks, thrust_kernels::gather<S, Map>{data(out), data(in), map, static_cast<std::size_t>(block)});
@@ -486,7 +471,7 @@ struct thrust_backend {
                          std::int64_t taps, std::int64_t block = 1) {
     static_assert(is_operand<In>, "gather_sum: the input must be a tensor or view");
     require(taps >= 0, "gather_sum", "taps", "a non-negative count", taps);
-    const std::size_t blocks = block_count("gather_sum", out_shape, block);
+    const std::size_t blocks = detail::block_count("gather_sum", out_shape, block);
     require_no_resized_alias("gather_sum", out, out_shape, in);
     resize(ctx, out, out_shape);
     launch(ctx, blocks,
@@ -648,35 +633,9 @@ private:
   }
 #endif
 
-  static void check_slice(const shape& flat, std::size_t offset, const shape& sh) {
-    if (offset > flat.size() || sh.size() > flat.size() - offset) {
-      throw_argument_error("slice", "offset", detail::concat(sh.size(), " elements from the offset inside ", flat.size()),
-                           offset);
-    }
-  }
-
-  static std::size_t block_count(const char* where, const shape& out_shape, std::int64_t block) {
-    if (block < 1 || out_shape.size() % static_cast<std::size_t>(block) != 0) {
-      throw_argument_error(where, "block", detail::concat("a positive divisor of ", out_shape.size(), " elements"),
-                           block);
-    }
-    return out_shape.size() / static_cast<std::size_t>(block);
-  }
-
-  /// An output tensor that must be resized cannot also be an input (resizing may move its data).
   template <class Out, class... Args>
   static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<Out>, tensor>) {
-      const shape have = shape_of(out);
-      if (have.rows == sh.rows && have.cols == sh.cols) return;
-      const bool aliased = ((static_cast<const void*>(&args) == static_cast<const void*>(&out)) || ...);
-      if (aliased) {
-        std::ostringstream received;
-        received << "an input of shape " << have;
-        throw_argument_error(where, "out", detail::concat("a tensor distinct from the inputs, or of shape ", sh),
-                             received.str());
-      }
-    }
+    detail::require_no_resized_alias<tensor>(where, out, shape_of(out), sh, args...);
   }
 
   template <class First, class... In>
