@@ -1,7 +1,9 @@
 # ayf_project_target(<target>): settings for targets this project builds (tests, examples,
 # benchmarks, header checks) -- never for the exported INTERFACE targets, whose users pick
-# their own warnings. Adds -Wall -Wextra -Werror and, with AYF_SANITIZE, ASan + UBSan on
-# compile and link. Dependencies' headers come in as SYSTEM includes, so only ayf code warns.
+# their own warnings. Adds -Wall -Wextra (and nvcc's host-compiler equivalents for CUDA sources), as
+# errors with AYF_WERROR (the project's CI and development scripts; a user's build of any type only
+# warns), and with AYF_SANITIZE, ASan + UBSan on compile and link. Dependencies' headers come in as
+# SYSTEM includes, so only ayf code warns.
 include_guard(GLOBAL)
 
 set(AYF_SANITIZE_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
@@ -12,9 +14,11 @@ function(ayf_project_target target)
     message(FATAL_ERROR "ayf_project_target(${target}): only for targets built here, not INTERFACE libraries")
   endif()
   if(MSVC)
-    target_compile_options(${target} PRIVATE /W4 /WX /permissive-)
+    target_compile_options(${target} PRIVATE /W4 /permissive- $<$<BOOL:${AYF_WERROR}>:/WX>)
   else()
-    target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+    target_compile_options(${target} PRIVATE
+      "$<$<COMPILE_LANGUAGE:CXX>:-Wall;-Wextra;$<$<BOOL:${AYF_WERROR}>:-Werror>>"
+      "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra;$<$<BOOL:${AYF_WERROR}>:-Werror=all-warnings;-Xcompiler=-Werror>>")
   endif()
   if(AYF_SANITIZE)
     target_compile_options(${target} PRIVATE ${AYF_SANITIZE_FLAGS})

@@ -14,7 +14,7 @@ if [[ -z "$nvcc_bin" ]]; then
 fi
 
 build_dir=build-cuda
-cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DAYF_ENABLE_CUDA=ON "-DCMAKE_CUDA_COMPILER=$nvcc_bin"
+cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DAYF_ENABLE_CUDA=ON -DAYF_WERROR=ON "-DCMAKE_CUDA_COMPILER=$nvcc_bin"
             -DAYF_HEADER_CHECK=OFF -DAYF_BUILD_EXAMPLES=OFF -DAYF_BUILD_BENCHMARKS=ON)
 if [[ -n "${CUDAARCHS:-}" ]]; then cmake_args+=("-DCMAKE_CUDA_ARCHITECTURES=$CUDAARCHS"); fi
 if [[ ! -f "$build_dir/CMakeCache.txt" ]] && command -v ninja >/dev/null 2>&1; then
@@ -29,4 +29,4 @@ targets=(ayf_header_check_cuda ayf_tests_cuda bench_steps_cuda)
 cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
 echo "== built in $(( $(date +%s) - start )) s"
 echo "== test $build_dir (label gpu; skipped without a CUDA device)"
-ctest --test-dir "$build_dir" --output-on-failure -L gpu "$@"
+ctest --test-dir "$build_dir" --output-on-failure -L gpu --output-junit "$PWD/$build_dir/ctest-results.xml" "$@"

@@ -5,8 +5,8 @@
 // same result on Eigen and xtensor; network-evaluation counts (§9.4 - 9.5); observers; argument
 // errors; and no allocation inside the step loop.
 //
-// This file replaces the global operator new / delete (forwarding to malloc / free) to count
-// allocations per thread; see "no allocation inside the step loop" below.
+// Allocations are counted per thread by the replaced global operator new (support/allocation_counter.cpp);
+// see "no allocation inside the step loop" below.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -30,42 +30,8 @@
 #include "ayf/samplers/consistency.hpp"
 #include "ayf/samplers/flow_map.hpp"
 #include "ayf/samplers/ode.hpp"
+#include "support/allocation_counter.hpp"
 #include "support/tolerance.hpp"
-
-// ---- allocation counting ----------------------------------------------------------------------
-// Every non-aligned form of the global operator new / delete, replaced program-wide (the standard
-// allows one replacement per program) by malloc / free plus a per-thread call counter. Replacing
-// all of them keeps new/delete pairs matched under AddressSanitizer; the aligned forms keep their
-// default (matched) implementations. The counter is thread_local so that allocations of other
-// threads (oneTBB workers) never show up in a measurement on this thread.
-namespace ayf_test_alloc {
-thread_local std::size_t new_calls = 0;
-}  // namespace ayf_test_alloc
-
-void* operator new(std::size_t size) {
-  ++ayf_test_alloc::new_calls;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  ++ayf_test_alloc::new_calls;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t size, const std::nothrow_t& /*tag*/) noexcept {
-  ++ayf_test_alloc::new_calls;
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& /*tag*/) noexcept {
-  ++ayf_test_alloc::new_calls;
-  return std::malloc(size == 0 ? 1 : size);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t /*size*/) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t /*size*/) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t& /*tag*/) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t& /*tag*/) noexcept { std::free(p); }
 
 namespace {
 
