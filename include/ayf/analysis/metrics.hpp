@@ -47,6 +47,16 @@ struct host_samples {
 
 namespace metrics_detail {
 
+/// Raises ayf::error("<where>: argument '<name>' expected finite samples, received <v> at row i, column j").
+inline void require_finite(std::string_view where, std::string_view name, const host_samples& s) {
+  for (std::size_t k = 0; k < s.rows * s.cols; ++k) {
+    if (!std::isfinite(s.data[k])) {
+      throw_argument_error(where, name, "finite samples",
+                           detail::concat(s.data[k], " at row ", k / s.cols, ", column ", k % s.cols));
+    }
+  }
+}
+
 inline void check_pair(std::string_view where, const host_samples& a, const host_samples& b,
                        std::size_t min_rows) {
   require(a.cols > 0, where, "a.cols", "at least 1 column", a.cols);
@@ -54,17 +64,23 @@ inline void check_pair(std::string_view where, const host_samples& a, const host
   require(b.rows >= min_rows, where, "b.rows", detail::concat("at least ", min_rows, " samples"), b.rows);
   require(b.cols == a.cols, where, "b.cols", detail::concat("a.cols = ", a.cols), b.cols);
   require(a.data != nullptr && b.data != nullptr, where, "data", "non-null sample pointers", "null");
+  require_finite(where, "a", a);
+  require_finite(where, "b", b);
+}
+
+/// Raises "<where>: overflow: <what> is <value> ..." unless `value` is finite.
+inline void require_finite_result(std::string_view where, std::string_view what, double value) {
+  if (!std::isfinite(value)) {
+    throw error(detail::concat(where, ": overflow: ", what, " is ", value, " (the samples are too large)"));
+  }
 }
 
 }  // namespace metrics_detail
 
-/// W2^2 between the empirical distributions (uniform weights) of two SORTED 1-D samples,
-/// x: [n], y: [m]: the integral over u in (0, 1) of (Fx^{-1}(u) - Fy^{-1}(u))^2 with the step
-/// quantile functions Fx^{-1}(u) = x_(ceil(n u)). Exact (breakpoints compared in integers); for
-/// n = m it is (1/n) sum_i (x_(i) - y_(i))^2.
-inline double sorted_w2_squared(const std::vector<double>& x, const std::vector<double>& y) {
-  require(!x.empty() && !y.empty(), "sorted_w2_squared", "samples", "two non-empty samples",
-          detail::concat(x.size(), " and ", y.size(), " values"));
+namespace metrics_detail {
+
+/// sorted_w2_squared in long double, without argument checks (x, y non-empty).
+inline long double sorted_w2_squared_unchecked(const std::vector<double>& x, const std::vector<double>& y) {
   const std::uint64_t n = x.size(), m = y.size();
   // Positions along (0, 1] in units of 1 / (n m): sample i of x ends at (i + 1) m, sample j of y at (j + 1) n.
   std::uint64_t i = 0, j = 0, position = 0;
@@ -78,7 +94,24 @@ inline double sorted_w2_squared(const std::vector<double>& x, const std::vector<
     if (end_x == end) ++i;
     if (end_y == end) ++j;
   }
-  return static_cast<double>(sum / (static_cast<long double>(n) * static_cast<long double>(m)));
+  return sum / (static_cast<long double>(n) * static_cast<long double>(m));
+}
+
+}  // namespace metrics_detail
+
+/// W2^2 between the empirical distributions (uniform weights) of two SORTED 1-D samples,
+/// x: [n], y: [m]: the integral over u in (0, 1) of (Fx^{-1}(u) - Fy^{-1}(u))^2 with the step
+/// quantile functions Fx^{-1}(u) = x_(ceil(n u)). Exact (breakpoints compared in integers); for
+/// n = m it is (1/n) sum_i (x_(i) - y_(i))^2. Raises ayf::error when a value or the result is not finite.
+inline double sorted_w2_squared(const std::vector<double>& x, const std::vector<double>& y) {
+  constexpr std::string_view where = "sorted_w2_squared";
+  require(!x.empty() && !y.empty(), where, "samples", "two non-empty samples",
+          detail::concat(x.size(), " and ", y.size(), " values"));
+  metrics_detail::require_finite(where, "x", {x.data(), x.size(), 1});
+  metrics_detail::require_finite(where, "y", {y.data(), y.size(), 1});
+  const auto result = static_cast<double>(metrics_detail::sorted_w2_squared_unchecked(x, y));
+  metrics_detail::require_finite_result(where, "W2^2", result);
+  return result;
 }
 
 /// The sliced 2-Wasserstein distance
@@ -87,6 +120,7 @@ inline double sorted_w2_squared(const std::vector<double>& x, const std::vector<
 /// theta_k = g_k / |g_k|, g_k[j] = philox_normal(seed, k d + j) (e_0 if g_k = 0), where W2^2 of the two projected
 /// 1-D samples is exact (sorted_w2_squared). For N(0, I) against N(mu, I) in d dimensions the
 /// population value is |mu| / sqrt(d), since E[(theta . mu)^2] = |mu|^2 / d over the sphere.
+/// Raises ayf::error("sliced_w2: ...") when a sample is not finite or a projection or the result overflows.
 inline double sliced_w2(const host_samples& a, const host_samples& b, std::size_t projections = 256,
                         std::uint64_t seed = 0) {
   constexpr std::string_view where = "sliced_w2";
@@ -112,15 +146,21 @@ inline double sliced_w2(const host_samples& a, const host_samples& b, std::size_
         const double* x = s.row(i);
         double dot = 0;
         for (std::size_t j = 0; j < d; ++j) dot += x[j] * theta[j];
+        if (!std::isfinite(dot)) {
+          throw error(detail::concat(where, ": overflow: the projection of sample ", i, " onto direction ", k,
+                                     " is ", dot, " (the samples are too large)"));
+        }
         out[i] = dot;
       }
       std::sort(out.begin(), out.end());
     };
     project(a, pa);
     project(b, pb);
-    total += sorted_w2_squared(pa, pb);
+    total += static_cast<double>(metrics_detail::sorted_w2_squared_unchecked(pa, pb));
   }
-  return std::sqrt(static_cast<double>(total / static_cast<long double>(projections)));
+  const auto squared = static_cast<double>(total / static_cast<long double>(projections));
+  metrics_detail::require_finite_result(where, "SW2^2", squared);
+  return std::sqrt(squared);
 }
 
 /// The default MMD bandwidths (for data of roughly unit scale).
@@ -134,6 +174,7 @@ inline const std::vector<double>& default_mmd_bandwidths() {
 ///             - 2/(n m) sum_{i, j} k(a_i, b_j),
 /// a: [n, d], b: [m, d] with n, m >= 2, kernel k(x, y) = sum_h exp(-|x - y|^2 / (2 h^2)) over the
 /// `bandwidths` h. It can be slightly negative when the distributions agree. O((n + m)^2 d) time.
+/// Raises ayf::error("mmd_rbf: ...") when a sample or bandwidth is not finite, or the result overflows.
 inline double mmd_rbf(const host_samples& a, const host_samples& b,
                       const std::vector<double>& bandwidths = default_mmd_bandwidths()) {
   constexpr std::string_view where = "mmd_rbf";
@@ -141,7 +182,8 @@ inline double mmd_rbf(const host_samples& a, const host_samples& b,
   require(!bandwidths.empty(), where, "bandwidths", "at least one bandwidth", "none");
   std::vector<double> coefficients;  // -1 / (2 h^2)
   for (const double h : bandwidths) {
-    require(std::isfinite(h) && h > 0, where, "bandwidths", "positive finite values", h);
+    require(std::isfinite(h) && h > 0 && std::isfinite(0.5 / (h * h)), where, "bandwidths",
+            "positive finite values with finite 1 / (2 h^2)", h);
     coefficients.push_back(-0.5 / (h * h));
   }
   const std::size_t d = a.cols;
@@ -173,7 +215,9 @@ inline double mmd_rbf(const host_samples& a, const host_samples& b,
     cross += row_sum;
   }
   cross /= static_cast<long double>(a.rows) * static_cast<long double>(b.rows);
-  return static_cast<double>(within(a) + within(b) - 2 * cross);
+  const auto result = static_cast<double>(within(a) + within(b) - 2 * cross);
+  metrics_detail::require_finite_result(where, "MMD^2", result);
+  return result;
 }
 
 }  // namespace ayf

@@ -29,6 +29,8 @@ struct csv_read_options {
   /// wins over an index.
   std::string label_column;
   char delimiter = ',';
+  /// Accept nan / inf values (read as NaN / infinities) instead of rejecting them.
+  bool allow_non_finite = false;
 };
 
 namespace csv_detail {
@@ -51,12 +53,29 @@ inline std::vector<std::string_view> split(std::string_view line, char delimiter
   }
 }
 
-/// The finite double `field` spells (optionally with a leading '+'), or nothing.
-inline std::optional<double> parse_number(std::string_view field) {
+/// The double `field` spells (optionally with a leading '+'; "nan", "inf", "infinity" in any case
+/// included), or nothing. With `out_of_range`, a number too large or too small for a double ("1e999")
+/// sets it and gives nothing.
+inline std::optional<double> parse_any_number(std::string_view field, bool* out_of_range = nullptr) {
   if (field.size() > 1 && field.front() == '+' && field[1] != '-' && field[1] != '+') field.remove_prefix(1);
   double value = 0;
   const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-  if (ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value)) return std::nullopt;
+  if (end != field.data() + field.size() || field.empty()) return std::nullopt;
+  if (out_of_range != nullptr) *out_of_range = ec == std::errc::result_out_of_range;
+  if (ec != std::errc()) return std::nullopt;
+  return value;
+}
+
+/// Whether `field` spells a number (finite, nan, inf, or out of a double's range): a data field, not a name.
+inline bool is_numeric(std::string_view field) {
+  bool out_of_range = false;
+  return parse_any_number(field, &out_of_range).has_value() || out_of_range;
+}
+
+/// The finite double `field` spells (optionally with a leading '+'), or nothing.
+inline std::optional<double> parse_number(std::string_view field) {
+  const auto value = parse_any_number(field);
+  if (!value || !std::isfinite(*value)) return std::nullopt;
   return value;
 }
 
@@ -84,10 +103,13 @@ struct csv_line {
 /// when options.label_column is set. The first non-blank line is a header when one of its fields
 /// is not a finite number; blank lines are skipped; every other line must have the header's (or
 /// the first row's) field count; fields may be padded with spaces; "\r\n" line ends are accepted.
-/// There is no quoting, except that header names may be enclosed in double quotes.
+/// There is no quoting, except that header names may be enclosed in double quotes. A UTF-8 byte-order
+/// mark at the start is skipped; "nan" and "inf" count as numbers when telling a header from a row, so a
+/// headerless file whose first row holds them keeps that row (and rejects it unless allow_non_finite).
 inline data::points parse_points_csv(std::string_view text, std::string_view source,
                                      const csv_read_options& options = {}) {
   constexpr std::string_view where = "read_points_csv";
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   std::vector<csv_detail::csv_line> lines;
   for (std::size_t start = 0, number = 1; start < text.size(); ++number) {
     std::size_t end = text.find('\n', start);
@@ -101,7 +123,7 @@ inline data::points parse_points_csv(std::string_view text, std::string_view sou
   std::vector<std::string_view> header;
   const std::vector<std::string_view> first = csv_detail::split(lines.front().text, options.delimiter);
   bool has_header = false;
-  for (const auto field : first) has_header = has_header || !csv_detail::parse_number(field).has_value();
+  for (const auto field : first) has_header = has_header || !csv_detail::is_numeric(field);
   if (has_header) {
     for (const auto field : first) header.push_back(csv_detail::unquote(field));
   }
@@ -159,10 +181,12 @@ inline data::points parse_points_csv(std::string_view text, std::string_view sou
         }
         result.labels.push_back(*label);
       } else {
-        const auto value = csv_detail::parse_number(fields[c]);
+        const auto value = options.allow_non_finite ? csv_detail::parse_any_number(fields[c])
+                                                    : csv_detail::parse_number(fields[c]);
         if (!value) {
           throw error(ayf::detail::concat(where, ": '", source, "' line ", line.number, ", column ", c + 1,
-                                          ": expected a finite number, received '", fields[c], "'"));
+                                          ": expected a ", options.allow_non_finite ? "" : "finite ",
+                                          "number, received '", fields[c], "'"));
         }
         result.values.push_back(*value);
       }

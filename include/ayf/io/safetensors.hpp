@@ -626,6 +626,100 @@ inline safetensors_content parse_safetensors(std::string_view bytes, std::string
   return content;
 }
 
+// ---- checksums: metadata "checksum.<tensor name>" and "checksum.__metadata__" ----------------------
+
+/// The metadata key prefix of checksums.
+inline constexpr std::string_view safetensors_checksum_prefix = "checksum.";
+/// The metadata key of the checksum over the other (non-checksum) metadata.
+inline constexpr std::string_view safetensors_metadata_checksum_key = "checksum.__metadata__";
+
+/// 64-bit FNV-1a over `size` bytes, continuing from `hash` (offset basis 0xcbf29ce484222325, prime 2^40 + 0x1b3).
+/// Every change confined to one byte changes the result (each step is a bijection of the state).
+inline std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t hash = 0xcbf29ce484222325ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t k = 0; k < size; ++k) hash = (hash ^ p[k]) * 0x100000001b3ULL;
+  return hash;
+}
+
+namespace safetensors_detail {
+inline std::string checksum_text(std::uint64_t hash) {
+  constexpr char hex[] = "0123456789abcdef";
+  std::string out = "fnv1a64:";
+  for (int k = 15; k >= 0; --k) out += hex[(hash >> (4 * k)) & 0xF];
+  return out;
+}
+inline bool is_checksum_key(std::string_view key) { return key.starts_with(safetensors_checksum_prefix); }
+}  // namespace safetensors_detail
+
+/// "fnv1a64:<16 lower-case hex digits>" of the tensor's raw little-endian bytes (the data section span).
+inline std::string safetensors_checksum(const safetensors_tensor& tensor) {
+  return safetensors_detail::checksum_text(fnv1a64(tensor.bytes.data(), tensor.bytes.size()));
+}
+
+/// The checksum of the metadata entries whose key does not start with "checksum.": FNV-1a over
+/// key, NUL, value, NUL for each, keys in byte order.
+inline std::string safetensors_metadata_checksum(const std::map<std::string, std::string>& metadata) {
+  std::uint64_t hash = fnv1a64(nullptr, 0);
+  for (const auto& [key, value] : metadata) {
+    if (safetensors_detail::is_checksum_key(key)) continue;
+    hash = fnv1a64(key.data(), key.size() + 1, hash);  // with the terminating NUL
+    hash = fnv1a64(value.data(), value.size() + 1, hash);
+  }
+  return safetensors_detail::checksum_text(hash);
+}
+
+/// Sets metadata "checksum.<name>" for every tensor and "checksum.__metadata__" (replacing old ones).
+inline void add_safetensors_checksums(safetensors_content& content) {
+  for (auto it = content.metadata.begin(); it != content.metadata.end();) {
+    it = safetensors_detail::is_checksum_key(it->first) ? content.metadata.erase(it) : std::next(it);
+  }
+  const std::string metadata_checksum = safetensors_metadata_checksum(content.metadata);
+  for (const auto& t : content.tensors) {
+    content.metadata[std::string(safetensors_checksum_prefix) + t.name] = safetensors_checksum(t);
+  }
+  content.metadata[std::string(safetensors_metadata_checksum_key)] = metadata_checksum;
+}
+
+/// What is wrong with the checksums of `content` ("tensor '<name>': ..." or "metadata ..."), or empty
+/// when every tensor and the metadata have a checksum that matches and no checksum names a missing tensor.
+inline std::string safetensors_checksum_problem(const safetensors_content& content) {
+  const auto stored = [&](const std::string& key) -> const std::string* {
+    const auto it = content.metadata.find(key);
+    return it == content.metadata.end() ? nullptr : &it->second;
+  };
+  const std::string meta_key(safetensors_metadata_checksum_key);
+  if (const std::string* s = stored(meta_key); s == nullptr) {
+    return ayf::detail::concat("metadata '", meta_key, "' missing");
+  } else if (const std::string computed = safetensors_metadata_checksum(content.metadata); *s != computed) {
+    return ayf::detail::concat("metadata: checksum mismatch ('", meta_key, "' = ", *s, ", computed ", computed,
+                               "): the file is corrupt");
+  }
+  for (const auto& t : content.tensors) {
+    const std::string key = std::string(safetensors_checksum_prefix) + t.name;
+    const std::string* s = stored(key);
+    if (s == nullptr) return ayf::detail::concat("tensor '", t.name, "': checksum metadata '", key, "' missing");
+    if (const std::string computed = safetensors_checksum(t); *s != computed) {
+      return ayf::detail::concat("tensor '", t.name, "': checksum mismatch ('", key, "' = ", *s, ", computed ",
+                                 computed, "): the file is corrupt");
+    }
+  }
+  for (const auto& [key, value] : content.metadata) {
+    if (!safetensors_detail::is_checksum_key(key) || key == meta_key) continue;
+    if (content.find(std::string_view(key).substr(safetensors_checksum_prefix.size())) == nullptr) {
+      return ayf::detail::concat("metadata '", key, "' = ", value, " names no tensor of the file");
+    }
+  }
+  return {};
+}
+
+/// Raises ayf::error("verify_safetensors_checksums: '<source>': <problem>") when
+/// safetensors_checksum_problem finds one.
+inline void verify_safetensors_checksums(const safetensors_content& content, std::string_view source) {
+  if (const std::string problem = safetensors_checksum_problem(content); !problem.empty()) {
+    throw error(ayf::detail::concat("verify_safetensors_checksums: '", source, "': ", problem));
+  }
+}
+
 /// Reads the safetensors file at `path` (see parse_safetensors).
 inline safetensors_content read_safetensors(const std::filesystem::path& path) {
   const std::string bytes = ayf::io::read_file(path, "read_safetensors");

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ayf/core/error.hpp"
+
 #include "ayf/nn/parameters.hpp"
 
 namespace ayf::nn {
@@ -62,11 +64,15 @@ public:
     return m_config.learning_rate * std::min(1.0, static_cast<double>(step) / static_cast<double>(m_config.warmup_steps));
   }
 
-  /// One update from params.gradients; returns the gradient norm before clipping.
+  /// One update from params.gradients; returns the gradient norm before clipping. Raises ayf::error
+  /// ("adam::step: argument 'gradients' ...", nothing updated) when the gradient norm is not finite.
   double step(typename B::context& ctx, parameter_set<B>& params) {
     require_shape("adam::step", "params", B::shape_of(m_first), B::shape_of(params.values));
     const double norm = gradient_norm(ctx, params);
-    require(std::isfinite(norm), "adam::step", "gradients", "finite values", norm);
+    if (!std::isfinite(norm)) {
+      throw error(ayf::detail::concat("adam::step: argument 'gradients' expected finite values, received a global norm of ",
+                                 norm, " (optimizer step ", m_steps + 1, ")"));
+    }
     const double scale = (m_config.clip_norm > 0 && norm > m_config.clip_norm) ? m_config.clip_norm / norm : 1.0;
     ++m_steps;
     const double c1 = 1 - std::pow(m_config.beta1, static_cast<double>(m_steps));
@@ -88,11 +94,18 @@ public:
 
 private:
   static adam_config checked(const adam_config& c) {
-    require(c.learning_rate > 0, "adam_config", "learning_rate", "a positive rate", c.learning_rate);
-    require(c.beta1 >= 0 && c.beta1 < 1, "adam_config", "beta1", "a value in [0, 1)", c.beta1);
-    require(c.beta2 >= 0 && c.beta2 < 1, "adam_config", "beta2", "a value in [0, 1)", c.beta2);
-    require(c.epsilon > 0, "adam_config", "epsilon", "a positive value", c.epsilon);
-    require(c.clip_norm >= 0, "adam_config", "clip_norm", "a norm >= 0 (0 = off)", c.clip_norm);
+    using std::isfinite;
+    require(isfinite(c.learning_rate) && c.learning_rate > 0, "adam_config", "learning_rate",
+            "a positive finite rate", c.learning_rate);
+    require(isfinite(c.beta1) && c.beta1 >= 0 && c.beta1 < 1, "adam_config", "beta1", "a value in [0, 1)", c.beta1);
+    require(isfinite(c.beta2) && c.beta2 >= 0 && c.beta2 < 1, "adam_config", "beta2", "a value in [0, 1)", c.beta2);
+    require(isfinite(c.epsilon) && c.epsilon > 0, "adam_config", "epsilon", "a positive finite value", c.epsilon);
+    require(isfinite(c.weight_decay) && c.weight_decay >= 0, "adam_config", "weight_decay", "a finite value >= 0",
+            c.weight_decay);
+    require(isfinite(c.learning_rate * c.weight_decay), "adam_config", "weight_decay",
+            "a finite learning_rate * weight_decay", c.weight_decay);
+    require(isfinite(c.clip_norm) && c.clip_norm >= 0, "adam_config", "clip_norm", "a finite norm >= 0 (0 = off)",
+            c.clip_norm);
     return c;
   }
 
@@ -107,7 +120,8 @@ class exponential_moving_average {
 public:
   exponential_moving_average(typename B::context& ctx, const parameter_set<B>& params, double decay)
       : m_decay(decay), m_average(B::make(ctx, B::shape_of(params.values))) {
-    require(decay >= 0 && decay < 1, "exponential_moving_average", "decay", "a value in [0, 1)", decay);
+    require(std::isfinite(decay) && decay >= 0 && decay < 1, "exponential_moving_average", "decay",
+            "a finite value in [0, 1)", decay);
     B::copy(ctx, params.values, m_average);
   }
   void update(typename B::context& ctx, const parameter_set<B>& params) {

@@ -2,15 +2,20 @@
 // (design.md §7): parameters, Adam moments and step count, EMA weights (optional), the iteration, the
 // training context's Philox position (seed, offset) and metadata (format version, model config as
 // key=value strings, objective name). Float tensors keep their dtype (F32 / F64), so a resume is
-// bit-exact. Loading checks every field and raises ayf::error naming the file and the field.
+// bit-exact. Every tensor and the metadata carry an FNV-1a checksum in the metadata ("checksum.<tensor>",
+// "checksum.__metadata__", see ayf/io/safetensors.hpp). Saving and loading check that float tensors are
+// finite and Adam's second moment is >= 0; loading checks every field and the checksums and raises
+// ayf::error naming the file and the field.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "ayf/core/backend.hpp"
@@ -21,8 +26,10 @@
 
 namespace ayf::train {
 
-/// The format written into the metadata key "format".
-inline constexpr std::string_view checkpoint_format = "ayf.checkpoint.v1";
+/// The format written into the metadata key "format" (v2: with checksums).
+inline constexpr std::string_view checkpoint_format = "ayf.checkpoint.v2";
+/// The format of older files, without checksums: still loaded, with every other check.
+inline constexpr std::string_view checkpoint_format_v1 = "ayf.checkpoint.v1";
 
 /// An mlp_config as key=value strings (metadata keys "config.<key>"), compared on load.
 inline std::map<std::string, std::string> config_strings(const nn::mlp_config& c) {
@@ -59,6 +66,20 @@ template <class... Parts>
   throw error(ayf::detail::concat("load_checkpoint: '", path.string(), "': ", parts...));
 }
 
+/// The first value of `values` that is not finite (or negative, with `non_negative`), described as
+/// "expected ..., received <v> at index <i>"; empty when there is none.
+template <class T>
+std::string value_problem(const std::vector<T>& values, bool non_negative) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const double v = static_cast<double>(values[i]);
+    if (!std::isfinite(v) || (non_negative && v < 0)) {
+      return ayf::detail::concat("expected ", non_negative ? "finite values >= 0" : "finite values", ", received ", v,
+                                 " at index ", i);
+    }
+  }
+  return {};
+}
+
 inline std::vector<std::int64_t> to_i64(std::uint64_t a, std::uint64_t b) {
   std::vector<std::int64_t> out(2);
   std::memcpy(&out[0], &a, sizeof a);
@@ -91,37 +112,54 @@ std::vector<T> get(const io::safetensors_content& content, const std::filesystem
     fail(path, "tensor '", name, "': shape expected ", str(shape), ", received ", str(t->shape),
          name == "parameters" ? " (parameter count differs from the model's)" : "");
   }
-  return io::safetensors_values<T>(*t);
+  std::vector<T> values = io::safetensors_values<T>(*t);
+  if constexpr (std::is_floating_point_v<T>) {
+    if (const std::string problem = value_problem(values, name == "adam.second_moment"); !problem.empty()) {
+      fail(path, "tensor '", name, "': ", problem);
+    }
+  }
+  return values;
 }
 
 }  // namespace checkpoint_detail
 
-/// Writes `state` and ctx.rng to `path` atomically (temp file + rename).
+/// Writes `state` and ctx.rng to `path` atomically (temp file, fsync, rename), with checksums. Raises
+/// ayf::error("save_checkpoint: '<path>': tensor '<name>': expected finite values, ...") and writes nothing
+/// when a parameter, moment or EMA weight is not finite or a second moment is negative.
 template <backend B>
 void save_checkpoint(const std::filesystem::path& path, typename B::context& ctx, const training_state<B>& state) {
   require(state.parameters != nullptr, "save_checkpoint", "state.parameters", "a parameter set", "null");
   using scalar = typename B::scalar;
   io::safetensors_content content;
   const std::size_t p = state.parameters->size();
-  content.add<scalar>("parameters", B::to_host(ctx, state.parameters->values), {p});
+  const auto add_checked = [&](const std::string& name, const std::vector<scalar>& values) {
+    if (const std::string problem = checkpoint_detail::value_problem(values, name == "adam.second_moment");
+        !problem.empty()) {
+      throw error(ayf::detail::concat("save_checkpoint: '", path.string(), "': tensor '", name, "': ", problem));
+    }
+    content.add<scalar>(name, values, {p});
+  };
+  add_checked("parameters", B::to_host(ctx, state.parameters->values));
   if (state.optimizer != nullptr) {
-    content.add<scalar>("adam.first_moment", B::to_host(ctx, state.optimizer->first_moment()), {p});
-    content.add<scalar>("adam.second_moment", B::to_host(ctx, state.optimizer->second_moment()), {p});
+    add_checked("adam.first_moment", B::to_host(ctx, state.optimizer->first_moment()));
+    add_checked("adam.second_moment", B::to_host(ctx, state.optimizer->second_moment()));
     content.add<std::int64_t>("adam.steps", {static_cast<std::int64_t>(state.optimizer->steps())}, {1});
   }
-  if (state.ema != nullptr) content.add<scalar>("ema", B::to_host(ctx, state.ema->average()), {p});
+  if (state.ema != nullptr) add_checked("ema", B::to_host(ctx, state.ema->average()));
   content.add<std::int64_t>("iteration", {static_cast<std::int64_t>(state.iteration)}, {1});
   content.add<std::int64_t>("rng", checkpoint_detail::to_i64(ctx.rng.seed, ctx.rng.offset), {2});
   content.metadata["format"] = std::string(checkpoint_format);
   content.metadata["objective"] = state.objective;
   content.metadata["parameter_count"] = std::to_string(p);
   for (const auto& [key, value] : state.config) content.metadata["config." + key] = value;
+  io::add_safetensors_checksums(content);
   io::write_safetensors(path, content);
 }
 
 /// Restores `state` (parameters, optimizer, ema, iteration) and ctx.rng from `path`. Checks the
-/// format, objective, config (every key of state.config, and no extra key), each tensor's presence,
-/// dtype and shape. Raises ayf::error("load_checkpoint: '<path>': <field> ...") on any mismatch;
+/// format, the checksums (v2; v1 files have none), objective, config (every key of state.config, and no
+/// extra key), each tensor's presence, dtype and shape, that float tensors are finite and the second
+/// moment is >= 0. Raises ayf::error("load_checkpoint: '<path>': <field> ...") on any mismatch;
 /// on error nothing has been modified.
 template <backend B>
 void load_checkpoint(const std::filesystem::path& path, typename B::context& ctx, training_state<B>& state) {
@@ -140,8 +178,14 @@ void load_checkpoint(const std::filesystem::path& path, typename B::context& ctx
     return it == content.metadata.end() ? nullptr : &it->second;
   };
   const std::string* format = meta("format");
-  if (format == nullptr || *format != checkpoint_format) {
-    cd::fail(path, "metadata 'format' expected ", checkpoint_format, ", received ", format ? *format : "none");
+  if (format == nullptr || (*format != checkpoint_format && *format != checkpoint_format_v1)) {
+    cd::fail(path, "metadata 'format' expected ", checkpoint_format, " (or ", checkpoint_format_v1, "), received ",
+             format ? *format : "none");
+  }
+  if (*format == checkpoint_format) {
+    if (const std::string problem = io::safetensors_checksum_problem(content); !problem.empty()) {
+      cd::fail(path, problem);
+    }
   }
   const std::string* objective = meta("objective");
   if (objective == nullptr || *objective != state.objective) {

@@ -7,6 +7,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -15,16 +16,37 @@
 
 namespace ayf {
 
+namespace wasserstein_detail {
+
+/// Raises ayf::error("<where>: argument '<name>' expected finite values, received <v> at <index>") when
+/// `m` holds a NaN or an infinity.
+template <class Derived>
+void require_finite(std::string_view where, std::string_view name, const Eigen::MatrixBase<Derived>& m) {
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    for (Eigen::Index j = 0; j < m.cols(); ++j) {
+      if (!std::isfinite(m(i, j))) {
+        throw_argument_error(where, name, "finite values",
+                             m.cols() == 1 ? detail::concat(m(i, j), " at index ", i)
+                                           : detail::concat(m(i, j), " at (", i, ", ", j, ")"));
+      }
+    }
+  }
+}
+
+}  // namespace wasserstein_detail
+
 /// The symmetric positive semi-definite square root of a symmetric matrix (negative eigenvalues
-/// from rounding are clamped to 0).
+/// from rounding are clamped to 0). Raises ayf::error when `m` is not finite.
 inline Eigen::MatrixXd psd_sqrt(const Eigen::MatrixXd& m) {
+  wasserstein_detail::require_finite("psd_sqrt", "m", m);
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(m);
   require(eig.info() == Eigen::Success, "psd_sqrt", "m", "a symmetric matrix", "a failed eigendecomposition");
   const Eigen::VectorXd root = eig.eigenvalues().cwiseMax(0.0).cwiseSqrt();
   return eig.eigenvectors() * root.asDiagonal() * eig.eigenvectors().transpose();
 }
 
-/// W2(N(mu1, C1), N(mu2, C2)). mu: [d]; C: [d, d] symmetric positive semi-definite.
+/// W2(N(mu1, C1), N(mu2, C2)). mu: [d]; C: [d, d] symmetric positive semi-definite. Raises ayf::error
+/// naming the argument when an input is not finite, and "w2_gaussian: overflow: ..." when W2^2 is not.
 inline double w2_gaussian(const Eigen::VectorXd& mu1, const Eigen::MatrixXd& c1,
                           const Eigen::VectorXd& mu2, const Eigen::MatrixXd& c2) {
   const auto d = mu1.size();
@@ -33,10 +55,22 @@ inline double w2_gaussian(const Eigen::VectorXd& mu1, const Eigen::MatrixXd& c1,
           detail::concat(c1.rows(), "x", c1.cols()));
   require(c2.rows() == d && c2.cols() == d, "w2_gaussian", "c2", detail::concat("a ", d, "x", d, " matrix"),
           detail::concat(c2.rows(), "x", c2.cols()));
+  wasserstein_detail::require_finite("w2_gaussian", "mu1", mu1);
+  wasserstein_detail::require_finite("w2_gaussian", "c1", c1);
+  wasserstein_detail::require_finite("w2_gaussian", "mu2", mu2);
+  wasserstein_detail::require_finite("w2_gaussian", "c2", c2);
   const Eigen::MatrixXd root2 = psd_sqrt(c2);
   const Eigen::MatrixXd middle = root2 * c1 * root2;
+  if (!middle.allFinite()) {
+    throw error("w2_gaussian: overflow: C2^1/2 C1 C2^1/2 is not finite (the covariances are too large)");
+  }
   const double trace = c1.trace() + c2.trace() - 2.0 * psd_sqrt(0.5 * (middle + middle.transpose())).trace();
-  return std::sqrt(std::max(0.0, (mu1 - mu2).squaredNorm() + trace));
+  const double squared = (mu1 - mu2).squaredNorm() + trace;
+  if (!std::isfinite(squared)) {
+    throw error(detail::concat("w2_gaussian: overflow: W2^2 = |mu1 - mu2|^2 + trace term is ", squared,
+                               " (|mu1 - mu2|^2 = ", (mu1 - mu2).squaredNorm(), ", trace term = ", trace, ")"));
+  }
+  return std::sqrt(std::max(0.0, squared));
 }
 
 /// Sample mean and (unbiased) covariance.
@@ -54,11 +88,18 @@ public:
         m_outer(Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(dims), static_cast<Eigen::Index>(dims))) {}
 
   /// Adds the rows of `samples` ([n, d], row-major). Shifted by the first batch's mean, so the
-  /// covariance does not suffer from cancellation when the mean is large.
+  /// covariance does not suffer from cancellation when the mean is large. Raises ayf::error naming
+  /// the sample when one is not finite, and "gaussian_moments::add: overflow" when the moments overflow.
   void add(const double* samples, std::size_t n, std::size_t d) {
     require(d == static_cast<std::size_t>(m_sum.size()), "gaussian_moments::add", "d",
             detail::concat(m_sum.size(), " dimensions"), d);
     if (n == 0) return;
+    for (std::size_t k = 0; k < n * d; ++k) {
+      if (!std::isfinite(samples[k])) {
+        throw_argument_error("gaussian_moments::add", "samples", "finite values",
+                             detail::concat(samples[k], " at row ", m_count + k / d, ", column ", k % d));
+      }
+    }
     const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> x(
         samples, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
     if (m_count == 0) m_shift = x.colwise().mean().transpose();
@@ -66,6 +107,10 @@ public:
     m_sum += centered.colwise().sum().transpose();
     m_outer.noalias() += centered.transpose() * centered;
     m_count += n;
+    if (!m_sum.allFinite() || !m_outer.allFinite()) {
+      throw error(detail::concat("gaussian_moments::add: overflow: the sums of (centered) samples or of their "
+                                 "squares are not finite after ", m_count, " samples (values too large)"));
+    }
   }
 
   /// Adds the rows of a tensor of any backend ([n, d]).
@@ -91,6 +136,9 @@ public:
     gaussian_fit out;
     out.mean = m_shift + centered_mean;
     out.covariance = (m_outer - n * centered_mean * centered_mean.transpose()) / (n - 1);
+    if (!out.mean.allFinite() || !out.covariance.allFinite()) {
+      throw error("gaussian_moments::fit: overflow: the fitted mean or covariance is not finite");
+    }
     return out;
   }
 
