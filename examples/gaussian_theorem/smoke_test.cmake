@@ -132,7 +132,8 @@ foreach(needle "--out" "a_file/sub")
 endforeach()
 
 # No shell: an --out holding quotes and $(...) runs nothing and still gets its table and figure.
-set(tricky "${OUT}/it's q'$(touch INJECTED)'q")
+# (Pasted into sh -c "gnuplot '<out>/figure5.gp'", the quotes here leave $(touch INJECTED) unquoted.)
+set(tricky "${OUT}/it's 'q'$(touch INJECTED)'q")
 file(MAKE_DIRECTORY "${OUT}/cwd")
 execute_process(COMMAND "${PROGRAM}" --delta 0.1 --steps 1,2,4 --samples 2000 --quiet --out "${tricky}"
                 WORKING_DIRECTORY "${OUT}/cwd" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
