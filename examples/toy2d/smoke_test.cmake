@@ -108,6 +108,22 @@ run_program(ok "${PROGRAM}" --help)
 expect_in("[0, 999]" "${last_output}")  # the label bound
 expect_in("(an integer in [1, 10000000])" "${last_output}")
 
+# --sample-steps: a bad item or an empty list names the option and keeps the existing toy2d.csv.
+set(tiny_but_sample_steps --teacher-steps 20 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
+    --eval-samples 200 --mmd-samples 100 --progress-every 0 --checkpoint-every 5)
+file(SHA256 "${OUT}/plain/toy2d.csv" csv_before)
+expect_option_error(--sample-steps abc ${tiny_but_sample_steps} --resume --out "${OUT}/plain")
+execute_process(COMMAND "${PROGRAM}" ${tiny_but_sample_steps} --resume --sample-steps "" --out "${OUT}/plain"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "--sample-steps '' must fail")
+endif()
+expect_in("--sample-steps: expected a comma-separated list" "${out}${err}")
+file(SHA256 "${OUT}/plain/toy2d.csv" csv_after)
+if(NOT csv_before STREQUAL csv_after)
+  message(FATAL_ERROR "a failed run replaced ${OUT}/plain/toy2d.csv")
+endif()
+
 # Negative counts fail naming the option and leave an existing teacher checkpoint untouched.
 file(SHA256 "${OUT}/plain/checkpoints/teacher.safetensors" teacher_before)
 expect_option_error(--teacher-steps -1 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
@@ -134,22 +150,6 @@ expect_option_error(--tangent-warmup nan)
 expect_option_error(--ema 1)
 expect_option_error(--pair-std 0)
 expect_option_error(--lambda-range nan 1)
-
-# --sample-steps: a bad item or an empty list names the option and keeps the existing toy2d.csv.
-set(tiny_but_sample_steps --teacher-steps 20 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
-    --eval-samples 200 --mmd-samples 100 --progress-every 0 --checkpoint-every 5)
-file(SHA256 "${OUT}/plain/toy2d.csv" csv_before)
-expect_option_error(--sample-steps abc ${tiny_but_sample_steps} --resume --out "${OUT}/plain")
-execute_process(COMMAND "${PROGRAM}" ${tiny_but_sample_steps} --resume --sample-steps "" --out "${OUT}/plain"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
-if(rc EQUAL 0)
-  message(FATAL_ERROR "--sample-steps '' must fail")
-endif()
-expect_in("--sample-steps: expected a comma-separated list" "${out}${err}")
-file(SHA256 "${OUT}/plain/toy2d.csv" csv_after)
-if(NOT csv_before STREQUAL csv_after)
-  message(FATAL_ERROR "a failed run replaced ${OUT}/plain/toy2d.csv")
-endif()
 
 # An unusable --out fails at once, naming --out.
 file(WRITE "${OUT}/a_file" "")
