@@ -134,7 +134,8 @@ ayf::data::points read_csv_data(const fs::path& path, row_origin& origin) {
 
 /// Labels must be integers in [0, max_classes) on every row of the file (before the split, so the
 /// outcome does not depend on --seed); values must be finite. Returns the number of classes.
-std::size_t check_data(const ayf::data::points& all, const std::string& source, const row_origin& origin) {
+std::size_t check_data(const ayf::data::points& all, const std::string& source, const row_origin& origin,
+                       const std::string& labels_source = {}) {
   for (std::size_t i = 0; i < all.values.size(); ++i) {
     if (!std::isfinite(all.values[i])) {
       throw ayf::error(concat("toy2d: --data '", source, "' ", origin(i / all.cols), ", column ", i % all.cols + 1,
@@ -146,8 +147,8 @@ std::size_t check_data(const ayf::data::points& all, const std::string& source, 
   for (std::size_t r = 0; r < all.labels.size(); ++r) {
     const int l = all.labels[r];
     if (l < 0 || static_cast<std::size_t>(l) >= max_classes) {
-      throw ayf::error(concat("toy2d: --data '", source, "' ", origin(r), ": expected a label in [0, ", max_classes - 1,
-                              "] (at most ", max_classes, " classes), received ", l));
+      throw ayf::error(concat("toy2d: --data '", source, "'", labels_source, " ", origin(r), ": expected a label in [0, ",
+                              max_classes - 1, "] (at most ", max_classes, " classes), received ", l));
     }
     top = std::max(top, l);
   }
@@ -172,6 +173,7 @@ dataset load_dataset(options o) {
   d.name = path.stem().string();
   ayf::data::points all;
   row_origin origin = [](std::size_t r) { return concat("row ", r); };
+  std::string labels_source;
   if (path.extension() == ".npy") {
     fs::path labels = path;
     labels.replace_filename(path.stem().string() + "_labels.npy");
@@ -181,9 +183,7 @@ dataset load_dataset(options o) {
     } catch (const ayf::error& e) {
       throw ayf::error(concat("toy2d: --data: ", e.what()));
     }
-    if (labelled) {
-      origin = [labels](std::size_t r) { return concat("row ", r, " (label entry ", r, " of '", labels.string(), "')"); };
-    }
+    if (labelled) labels_source = " (labels '" + labels.string() + "')";
   } else if (path.extension() == ".csv") {
     try {
       all = read_csv_data(path, origin);
@@ -195,7 +195,7 @@ dataset load_dataset(options o) {
                      ".csv / .npy path, received '" + o.data + "'");
   }
   if (all.rows < 50) throw ayf::error("toy2d: --data '" + o.data + "' has fewer than 50 rows");
-  d.classes = check_data(all, o.data, origin);
+  d.classes = check_data(all, o.data, origin, labels_source);
   // Shuffle (Philox), then two held-out sets of min(eval_samples, rows / 5) and the rest for training.
   std::vector<std::size_t> order(all.rows);
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
