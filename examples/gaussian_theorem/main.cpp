@@ -2,19 +2,21 @@
 // N(0, c^2 I_d), multistep consistency sampling with the perturbed CM a(t) = (c + delta t)/sqrt(S(t))
 // (Eq. 7) gets worse with more steps, while flow-map sampling with A(t, s) = sqrt(S(s)/S(t))(1 + delta (t - s))
 // does not. W2 comes from the exact variance recursion (Eq. 8) and from Monte Carlo through the generic samplers.
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <limits>
 #include <map>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include <unistd.h>
 
 #include "ayf/analysis/linear_models.hpp"
 #include "ayf/analysis/recursions.hpp"
@@ -24,8 +26,16 @@
 #include "ayf/io/atomic_write.hpp"
 #include "ayf/samplers/consistency.hpp"
 #include "ayf/samplers/flow_map.hpp"
+#include "ayf_cli/options.hpp"
 
 namespace {
+
+namespace fs = std::filesystem;
+
+/// Bounds of the options (also shown by --help).
+constexpr std::size_t max_dims = 4096, max_samples = 100'000'000, max_batch = std::size_t{1} << 24;
+constexpr std::size_t max_batch_values = std::size_t{1} << 26;  // batch x dims doubles: 512 MiB
+constexpr std::size_t max_steps = std::size_t{1} << 20, max_list = 16, max_step_list = 64;
 
 struct options {
   double c = 0.5;
@@ -48,6 +58,15 @@ struct row {
   double w2_recursion;
   double w2_monte_carlo;
 };
+
+/// A number as written to theorem.csv and to the gnuplot script (the same text, so the script's
+/// `$2 == delta` matches the CSV exactly).
+std::string csv_number(double x) {
+  std::ostringstream os;
+  os.precision(10);
+  os << x;
+  return os.str();
+}
 
 std::string sampler_name(double gamma) {
   std::ostringstream os;
@@ -72,9 +91,14 @@ double monte_carlo_w2(const options& opt, const ayf::time_grid& grid, Run&& run)
     done += rows;
   }
   const ayf::gaussian_fit fit = moments.fit();
+  if (!fit.mean.allFinite() || !fit.covariance.allFinite()) {
+    throw ayf::error("the Monte Carlo samples overflowed (non-finite mean or covariance)");
+  }
   const auto d = static_cast<Eigen::Index>(opt.dims);
-  return ayf::w2_gaussian(fit.mean, fit.covariance, Eigen::VectorXd::Zero(d),
-                          opt.c * opt.c * Eigen::MatrixXd::Identity(d, d));
+  const double w2 = ayf::w2_gaussian(fit.mean, fit.covariance, Eigen::VectorXd::Zero(d),
+                                     opt.c * opt.c * Eigen::MatrixXd::Identity(d, d));
+  if (!std::isfinite(w2)) throw ayf::error(ayf::detail::concat("the Monte Carlo W2 is not finite (", w2, ")"));
+  return w2;
 }
 
 template <ayf::backend B>
@@ -91,29 +115,43 @@ std::vector<row> run_all(const options& opt) {
                  finished, total, r.delta, r.sampler.c_str(), r.steps, r.w2_recursion, r.w2_monte_carlo, elapsed);
   };
   for (double delta : opt.deltas) {
-    auto consistency = ayf::gaussian_perturbed_consistency_model<B>(opt.c, delta);
-    auto flow = ayf::gaussian_perturbed_flow_map<B>(opt.c, delta);
-    const ayf::gaussian::perturbed_consistency a{opt.c, delta};
-    const ayf::gaussian::perturbed_flow_map map_coefficient{opt.c, delta};
-    auto add = [&](std::string sampler, std::size_t n, double variance, double w2_mc) {
-      rows.push_back({delta, n, std::move(sampler), ayf::w2_isotropic(opt.c, std::sqrt(variance), opt.dims), w2_mc});
-      progress(rows.back());
-    };
-    // One sweep over N per sampler, so each (delta, sampler) curve is contiguous in the CSV.
-    auto sweep = [&](const std::string& sampler, const auto& variance_of, const auto& sample) {
-      for (std::size_t n : opt.steps) {
-        const auto grid = ayf::time_grid::uniform(n);
-        add(sampler, n, variance_of(grid), monte_carlo_w2<B>(opt, grid, sample));
+    // An error of the library or an overflow is reported with the options that caused it.
+    try {
+      auto consistency = ayf::gaussian_perturbed_consistency_model<B>(opt.c, delta);
+      auto flow = ayf::gaussian_perturbed_flow_map<B>(opt.c, delta);
+      const ayf::gaussian::perturbed_consistency a{opt.c, delta};
+      const ayf::gaussian::perturbed_flow_map map_coefficient{opt.c, delta};
+      // One sweep over N per sampler, so each (delta, sampler) curve is contiguous in the CSV.
+      auto sweep = [&](const std::string& sampler, const auto& variance_of, const auto& sample) {
+        for (std::size_t n : opt.steps) {
+          try {
+            const auto grid = ayf::time_grid::uniform(n);
+            const double variance = variance_of(grid);
+            if (!std::isfinite(variance)) {
+              throw ayf::error(ayf::detail::concat("the exact variance overflowed (", variance, ")"));
+            }
+            const double w2 = ayf::w2_isotropic(opt.c, std::sqrt(variance), opt.dims);
+            if (!std::isfinite(w2)) throw ayf::error(ayf::detail::concat("the exact W2 is not finite (", w2, ")"));
+            rows.push_back({delta, n, sampler, w2, monte_carlo_w2<B>(opt, grid, sample)});
+            progress(rows.back());
+          } catch (const ayf::error& e) {
+            throw ayf::error(ayf::detail::concat(sampler, " at N = ", n, " steps (--steps): ", e.what()));
+          }
+        }
+      };
+      sweep("cm_multistep", [&](const auto& g) { return ayf::consistency_sampling_variance(a, g); },
+            [&](auto& ctx, auto& x, const auto& g) { ayf::consistency_multistep_sample<B>(ctx, consistency, x, g); });
+      sweep("flow_map", [&](const auto& g) { return ayf::flow_map_sampling_variance(map_coefficient, g); },
+            [&](auto& ctx, auto& x, const auto& g) { ayf::flow_map_sample<B>(ctx, flow, x, g); });
+      for (double gamma : opt.gammas) {
+        sweep(sampler_name(gamma),
+              [&](const auto& g) { return ayf::gamma_sampling_variance(map_coefficient, g, gamma); },
+              [&](auto& ctx, auto& x, const auto& g) { ayf::gamma_sample<B>(ctx, flow, x, g, gamma); });
       }
-    };
-    sweep("cm_multistep", [&](const auto& g) { return ayf::consistency_sampling_variance(a, g); },
-          [&](auto& ctx, auto& x, const auto& g) { ayf::consistency_multistep_sample<B>(ctx, consistency, x, g); });
-    sweep("flow_map", [&](const auto& g) { return ayf::flow_map_sampling_variance(map_coefficient, g); },
-          [&](auto& ctx, auto& x, const auto& g) { ayf::flow_map_sample<B>(ctx, flow, x, g); });
-    for (double gamma : opt.gammas) {
-      sweep(sampler_name(gamma),
-            [&](const auto& g) { return ayf::gamma_sampling_variance(map_coefficient, g, gamma); },
-            [&](auto& ctx, auto& x, const auto& g) { ayf::gamma_sample<B>(ctx, flow, x, g, gamma); });
+    } catch (const ayf::error& e) {
+      throw ayf::error(ayf::detail::concat("--delta ", ayf_cli::number_text(delta), " with --c ",
+                                           ayf_cli::number_text(opt.c), ": ", e.what(),
+                                           "; choose a smaller --delta or fewer --steps"));
     }
   }
   return rows;
@@ -124,8 +162,8 @@ std::string format_csv(const options& opt, const std::vector<row>& rows) {
   os.precision(10);
   os << "c,delta,steps,sampler,w2_recursion,w2_monte_carlo\n";
   for (const row& r : rows) {
-    os << opt.c << ',' << r.delta << ',' << r.steps << ',' << r.sampler << ',' << r.w2_recursion << ','
-       << r.w2_monte_carlo << '\n';
+    os << csv_number(opt.c) << ',' << csv_number(r.delta) << ',' << r.steps << ',' << r.sampler << ','
+       << r.w2_recursion << ',' << r.w2_monte_carlo << '\n';
   }
   return os.str();
 }
@@ -152,20 +190,24 @@ void print_table(const options& opt, const std::vector<row>& rows) {
 }
 
 /// Figure 5: W2 against N (log x axis), one colour per delta; solid = multistep CM, dashed = flow map.
-void draw_figure(const options& opt, const std::filesystem::path& dir) {
+/// The script takes its files as arguments (gnuplot -c figure5.gp <csv> <png>: ARG1, ARG2), so no
+/// path is ever pasted into code; gnuplot gets absolute paths (never read as '<command' or '|command'),
+/// started without a shell. It writes to a temporary name, renamed to figure5.png on success.
+void draw_figure(const options& opt, const fs::path& dir) {
   std::ostringstream gp;
-  gp << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
-     << "set output '" << (dir / "figure5.png").string() << "'\n"
+  gp << "# gaussian_theorem's Figure 5. Usage: gnuplot -c figure5.gp theorem.csv figure5.png\n"
+     << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
+     << "set output ARG2\n"
      << "set datafile separator ','\n"
      << "set logscale x 2\nset logscale y\nset format x '%g'\n"
      << "set xlabel 'sampling steps N'\nset ylabel 'W_2 to the data distribution'\n"
-     << "set title 'Theorem 3.1: Gaussian data, c = " << opt.c << ", d = " << opt.dims
+     << "set title 'Theorem 3.1: Gaussian data, c = " << csv_number(opt.c) << ", d = " << opt.dims
      << " (solid: consistency multistep, dashed: flow map)'\n"
      << "set key outside right\nset grid\n"
-     << "csv = '" << (dir / "theorem.csv").string() << "'\n"
+     << "csv = ARG1\n"
      << "plot ";
   for (std::size_t i = 0; i < opt.deltas.size(); ++i) {
-    const double delta = opt.deltas[i];
+    const std::string delta = csv_number(opt.deltas[i]);
     const int colour = static_cast<int>(i) + 1;
     if (i > 0) gp << ", \\\n     ";
     gp << "csv using ($2==" << delta << " && strcol(4) eq 'cm_multistep' ? $3 : 1/0):5 every ::1 with linespoints lt "
@@ -174,19 +216,31 @@ void draw_figure(const options& opt, const std::filesystem::path& dir) {
        << colour << " dt 2 pt 6 title 'flow map, {/Symbol d} = " << delta << "'";
   }
   gp << "\n";
-  const auto script = dir / "figure5.gp";
+  const fs::path absolute = fs::absolute(dir);
+  const fs::path script = absolute / "figure5.gp", csv = absolute / "theorem.csv", png = absolute / "figure5.png";
+  const fs::path partial = absolute / ayf::detail::concat(".figure5.png.partial.", ::getpid());
   ayf::io::write_file_atomically(script, gp.str());
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
-    std::printf("gnuplot not found: kept %s and %s; install gnuplot-nox and run `gnuplot %s` for the figure\n",
-                (dir / "theorem.csv").c_str(), script.c_str(), script.c_str());
+  const ayf_cli::process_result gnuplot =
+      ayf_cli::run_process({"gnuplot", "-c", script.string(), csv.string(), partial.string()});
+  std::error_code ec;
+  if (gnuplot.succeeded() && fs::is_regular_file(partial, ec) && fs::file_size(partial, ec) > 0) {
+    fs::rename(partial, png);
+    std::printf("figure: %s\n", png.c_str());
     return;
   }
-  const std::string command = "gnuplot '" + script.string() + "'";
-  if (std::system(command.c_str()) != 0) {
-    std::printf("gnuplot failed on %s; the CSV is kept\n", script.c_str());
+  fs::remove(partial, ec);
+  if (!gnuplot.started) {
+    std::fprintf(stderr,
+                 "gaussian_theorem: gnuplot could not be started (%s): kept %s and %s; install gnuplot-nox and run\n"
+                 "  gnuplot -c figure5.gp theorem.csv figure5.png\nin that directory for the figure\n",
+                 gnuplot.error.c_str(), csv.c_str(), script.c_str());
     return;
   }
-  std::printf("figure: %s\n", (dir / "figure5.png").c_str());
+  std::fprintf(stderr, "gaussian_theorem: warning: gnuplot failed on %s (%s); %s is kept, figure5.png not written\n",
+               script.c_str(),
+               gnuplot.signal != 0 ? ayf::detail::concat("signal ", gnuplot.signal).c_str()
+                                   : ayf::detail::concat("exit status ", gnuplot.exit_status).c_str(),
+               csv.c_str());
 }
 
 }  // namespace
@@ -196,34 +250,42 @@ int main(int argc, char** argv) {
   CLI::App app{"Theorem 3.1 of Align Your Flow on Gaussian data N(0, c^2 I_d): W2 of multistep consistency\n"
                "sampling (perturbed CM, spec Eq. 7) and of flow-map sampling (perturbed flow map) against N,\n"
                "from the exact variance recursion and from Monte Carlo through the generic samplers."};
-  app.add_option("--c", opt.c, "data standard deviation c")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--delta", opt.deltas, "perturbations delta (comma-separated list)")
-      ->delimiter(',')->check(CLI::NonNegativeNumber)->capture_default_str();
-  app.add_option("--dims", opt.dims, "data dimension d")->check(CLI::Range(1, 4096))->capture_default_str();
-  app.add_option("--samples", opt.samples, "Monte Carlo samples per (delta, sampler, N)")
-      ->check(CLI::Range(std::size_t{2}, std::numeric_limits<std::size_t>::max()))->capture_default_str();
-  app.add_option("--batch", opt.batch, "samples per Monte Carlo batch (bounds memory)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--steps", opt.steps, "step counts N (comma-separated list)")
-      ->delimiter(',')->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
-  app.add_option("--gamma", opt.gammas, "also run gamma-sampling with the perturbed flow map for these gamma in [0, 1]")
-      ->delimiter(',')->check(CLI::Range(0.0, 1.0));
-  app.add_option("--backend", opt.backend, "backend for the Monte Carlo runs")
-      ->check(CLI::IsMember({"eigen", "xtensor"}))->capture_default_str();
-  app.add_option("--seed", opt.seed, "Philox seed of the Monte Carlo noise")->capture_default_str();
-  app.add_option("--out", opt.out, "output directory (theorem.csv, figure5.gp, figure5.png)")->capture_default_str();
+  ayf_cli::add_number(app, "--c", opt.c, "data standard deviation c", {1e-6, 1e6});
+  ayf_cli::add_number_list(app, "--delta", opt.deltas, "perturbations delta", {0.0, 1e6}, 1, max_list);
+  ayf_cli::add_count(app, "--dims", opt.dims, "data dimension d", std::size_t{1}, max_dims);
+  ayf_cli::add_count(app, "--samples", opt.samples, "Monte Carlo samples per (delta, sampler, N)", std::size_t{2},
+                     max_samples);
+  ayf_cli::add_count(app, "--batch", opt.batch,
+                     "samples per Monte Carlo batch (bounds memory: batch x dims at most 2^26 values)", std::size_t{1},
+                     max_batch);
+  ayf_cli::add_count_list(app, "--steps", opt.steps, "step counts N", std::size_t{1}, max_steps, max_step_list);
+  ayf_cli::add_number_list(app, "--gamma", opt.gammas, "also run gamma-sampling with the perturbed flow map for these gamma",
+                           {0.0, 1.0}, 1, max_list);
+  ayf_cli::add_choice(app, "--backend", opt.backend, "backend for the Monte Carlo runs", {"eigen", "xtensor"});
+  ayf_cli::add_count(app, "--seed", opt.seed, "Philox seed of the Monte Carlo noise", std::uint64_t{0},
+                     std::numeric_limits<std::uint64_t>::max());
+  ayf_cli::add_text(app, "--out", opt.out, "output directory (theorem.csv, figure5.gp, figure5.png)");
   app.add_flag("--quiet", opt.quiet, "no per-row progress lines");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    // The output directory first: a bad --out fails before any computation.
+    const fs::path dir(opt.out);
+    ayf_cli::prepare_output_directory("--out", dir);
+    const std::size_t batch_values = std::min(opt.batch, opt.samples) * opt.dims;
+    if (batch_values > max_batch_values) {
+      throw ayf::error(ayf::detail::concat("--batch ", opt.batch, " x --dims ", opt.dims, ": expected at most ",
+                                           max_batch_values, " values per batch, received ", batch_values,
+                                           "; lower --batch"));
+    }
     std::sort(opt.steps.begin(), opt.steps.end());
     opt.steps.erase(std::unique(opt.steps.begin(), opt.steps.end()), opt.steps.end());
     const std::vector<row> rows = opt.backend == "eigen" ? run_all<ayf::eigen_backend<double>>(opt)
                                                          : run_all<ayf::xtensor_backend<double>>(opt);
-    const std::filesystem::path dir(opt.out);
     ayf::io::write_file_atomically(dir / "theorem.csv", format_csv(opt, rows));
     print_table(opt, rows);
     std::printf("\ntable: %s\n", (dir / "theorem.csv").c_str());
+    std::fflush(stdout);
     draw_figure(opt, dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gaussian_theorem: %s\n", e.what());

@@ -3,8 +3,6 @@
 // AYF-LMD, sCD and Shortcut (and AYF-EMD from a CFG teacher on labelled data), samples every model at
 // 1..64 steps, and scores the samples by sliced W2 and MMD against held-out data. Writes toy2d.csv,
 // scatter PNGs and a checkpoint per model (so --resume skips finished stages).
-#include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,12 +10,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ayf/analysis/metrics.hpp"
@@ -45,11 +46,21 @@
 #include "ayf/samplers/ode.hpp"
 #include "ayf/train/checkpoint.hpp"
 #include "ayf/train/progress.hpp"
+#include "ayf_cli/options.hpp"
 
 namespace {
 
 using ayf::shape;
+using ayf::detail::concat;
 namespace fs = std::filesystem;
+
+/// Bounds of the options (also shown by --help, documented in docs/toy2d.md).
+constexpr std::size_t max_width = 2048, max_blocks = 16, max_batch = 16384;
+constexpr std::uint64_t max_training_steps = 10'000'000;
+constexpr std::size_t max_eval_samples = 200'000, max_mmd_samples = 20'000;
+constexpr std::size_t max_sample_steps = 4096, max_sample_step_list = 16;
+/// Labels of --data must be integers in [0, max_classes).
+constexpr std::size_t max_classes = 1000;
 
 struct options {
   std::string data = "checkerboard";
@@ -63,9 +74,9 @@ struct options {
   double label_dropout = 0.1, inference_lambda = 2.0, ema = 0.999;
   std::vector<double> lambda_range{1.0, 3.0};
   double pair_mean = -1.5, pair_std = 1.5;  // wider than ImageNet's -0.8, 1.0: 64-step intervals are trained too
-  std::string methods = "ayf_emd,ayf_lmd,scd,shortcut";
+  std::vector<std::string> methods{"ayf_emd", "ayf_lmd", "scd", "shortcut"};
   std::uint64_t checkpoint_every = 1000, progress_every = 500;
-  std::string steps_list = "1,2,4,8,16,64";
+  std::vector<std::size_t> sample_steps{1, 2, 4, 8, 16, 64};
   bool resume = false;
 };
 
@@ -86,6 +97,64 @@ ayf::data::points take_rows(const ayf::data::points& p, const std::vector<std::s
   return out;
 }
 
+/// Where row `r` of the data came from, for messages ("line 12", "row 7").
+using row_origin = std::function<std::string(std::size_t)>;
+
+/// Reads a CSV of points: with a header column named `label`, that column holds the labels (an
+/// integer per row, else an error naming the line); otherwise every column is a coordinate.
+ayf::data::points read_csv_data(const fs::path& path, row_origin& origin) {
+  const std::string text = ayf::io::read_file(path, "toy2d --data");
+  std::vector<std::size_t> lines;  // 1-based numbers of the non-blank lines
+  bool labelled = false;
+  for (std::size_t start = 0, number = 1; start < text.size(); ++number) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) {
+      if (lines.empty()) {
+        std::stringstream fields(line);
+        for (std::string f; std::getline(fields, f, ',');) {
+          f.erase(0, f.find_first_not_of(" \t\r"));
+          f.erase(f.find_last_not_of(" \t\r") + 1);
+          labelled = labelled || f == "label" || f == "\"label\"";
+        }
+      }
+      lines.push_back(number);
+    }
+    start = end + 1;
+  }
+  const auto all = ayf::io::parse_points_csv(text, path.string(),
+                                             labelled ? ayf::io::csv_read_options{"label", ','} : ayf::io::csv_read_options{});
+  // With a label column the first non-blank line is the header; row r is non-blank line r + 1.
+  if (labelled && lines.size() == all.rows + 1) {
+    origin = [lines](std::size_t r) { return concat("line ", lines[r + 1]); };
+  }
+  return all;
+}
+
+/// Labels must be integers in [0, max_classes) on every row of the file (before the split, so the
+/// outcome does not depend on --seed); values must be finite. Returns the number of classes.
+std::size_t check_data(const ayf::data::points& all, const std::string& source, const row_origin& origin,
+                       const std::string& labels_source = {}) {
+  for (std::size_t i = 0; i < all.values.size(); ++i) {
+    if (!std::isfinite(all.values[i])) {
+      throw ayf::error(concat("toy2d: --data '", source, "' ", origin(i / all.cols), ", column ", i % all.cols + 1,
+                              ": expected a finite number, received ", all.values[i]));
+    }
+  }
+  if (!all.has_labels()) return 0;
+  int top = -1;
+  for (std::size_t r = 0; r < all.labels.size(); ++r) {
+    const int l = all.labels[r];
+    if (l < 0 || static_cast<std::size_t>(l) >= max_classes) {
+      throw ayf::error(concat("toy2d: --data '", source, "'", labels_source, " ", origin(r), ": expected a label in [0, ",
+                              max_classes - 1, "] (at most ", max_classes, " classes), received ", l));
+    }
+    top = std::max(top, l);
+  }
+  return static_cast<std::size_t>(top) + 1;
+}
+
 dataset load_dataset(options o) {
   dataset d;
   if (o.data == "two_class") o.data = "two_class_mixture";
@@ -95,44 +164,48 @@ dataset load_dataset(options o) {
     d.train = ayf::data::make_toy2d(o.data, 200000, o.seed, 0);
     d.held_a = ayf::data::make_toy2d(o.data, o.eval_samples, o.seed, std::uint64_t{1} << 40);
     d.held_b = ayf::data::make_toy2d(o.data, o.eval_samples, o.seed, std::uint64_t{2} << 40);
+    const row_origin origin = [](std::size_t r) { return concat("row ", r); };
+    d.classes = std::max({check_data(d.train, o.data, origin), check_data(d.held_a, o.data, origin),
+                          check_data(d.held_b, o.data, origin)});
+    return d;
+  }
+  const fs::path path(o.data);
+  d.name = path.stem().string();
+  ayf::data::points all;
+  row_origin origin = [](std::size_t r) { return concat("row ", r); };
+  std::string labels_source;
+  if (path.extension() == ".npy") {
+    fs::path labels = path;
+    labels.replace_filename(path.stem().string() + "_labels.npy");
+    const bool labelled = fs::exists(labels);
+    try {
+      all = ayf::io::read_points_npy(path, labelled ? labels : fs::path{});
+    } catch (const ayf::error& e) {
+      throw ayf::error(concat("toy2d: --data: ", e.what()));
+    }
+    if (labelled) labels_source = " (labels '" + labels.string() + "')";
+  } else if (path.extension() == ".csv") {
+    try {
+      all = read_csv_data(path, origin);
+    } catch (const ayf::error& e) {
+      throw ayf::error(concat("toy2d: --data: ", e.what()));
+    }
   } else {
-    const fs::path path(o.data);
-    d.name = path.stem().string();
-    ayf::data::points all;
-    if (path.extension() == ".npy") {
-      fs::path labels = path;
-      labels.replace_filename(path.stem().string() + "_labels.npy");
-      all = ayf::io::read_points_npy(path, fs::exists(labels) ? labels : fs::path{});
-    } else if (path.extension() == ".csv") {
-      try {
-        all = ayf::io::read_points_csv(path, ayf::io::csv_read_options{"label", ','});
-      } catch (const ayf::error&) {
-        all = ayf::io::read_points_csv(path);
-      }
-    } else {
-      throw ayf::error("toy2d: --data expected one of checkerboard, eight_gaussians, two_moons, two_class or a "
-                       ".csv / .npy path, received '" + o.data + "'");
-    }
-    if (all.rows < 50) throw ayf::error("toy2d: --data '" + o.data + "' has fewer than 50 rows");
-    // Shuffle (Philox), then two held-out sets of min(eval_samples, rows / 5) and the rest for training.
-    std::vector<std::size_t> order(all.rows);
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    for (std::size_t i = order.size(); i-- > 1;) {
-      std::swap(order[i], order[ayf::data::detail::pick(ayf::philox_uniform(o.seed ^ 0x5eed, i), i + 1)]);
-    }
-    const std::size_t h = std::min(o.eval_samples, all.rows / 5);
-    d.held_a = take_rows(all, {order.begin(), order.begin() + static_cast<std::ptrdiff_t>(h)});
-    d.held_b = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(h), order.begin() + static_cast<std::ptrdiff_t>(2 * h)});
-    d.train = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(2 * h), order.end()});
+    throw ayf::error("toy2d: --data expected one of checkerboard, eight_gaussians, two_moons, two_class or a "
+                     ".csv / .npy path, received '" + o.data + "'");
   }
-  if (d.train.has_labels()) {
-    int top = -1;
-    for (int l : d.train.labels) {
-      if (l < 0) throw ayf::error("toy2d: --data '" + o.data + "': labels expected >= 0, received " + std::to_string(l));
-      top = std::max(top, l);
-    }
-    d.classes = static_cast<std::size_t>(top + 1);
+  if (all.rows < 50) throw ayf::error("toy2d: --data '" + o.data + "' has fewer than 50 rows");
+  d.classes = check_data(all, o.data, origin, labels_source);
+  // Shuffle (Philox), then two held-out sets of min(eval_samples, rows / 5) and the rest for training.
+  std::vector<std::size_t> order(all.rows);
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (std::size_t i = order.size(); i-- > 1;) {
+    std::swap(order[i], order[ayf::data::detail::pick(ayf::philox_uniform(o.seed ^ 0x5eed, i), i + 1)]);
   }
+  const std::size_t h = std::min(o.eval_samples, all.rows / 5);
+  d.held_a = take_rows(all, {order.begin(), order.begin() + static_cast<std::ptrdiff_t>(h)});
+  d.held_b = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(h), order.begin() + static_cast<std::ptrdiff_t>(2 * h)});
+  d.train = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(2 * h), order.end()});
   return d;
 }
 
@@ -161,11 +234,22 @@ std::uint64_t name_hash(const std::string& s) {
   return h;
 }
 
+/// How a stage is named in messages and which options steer it.
+struct stage_info {
+  std::string name;   ///< checkpoint stem: teacher, weak, ayf_emd, ...
+  std::string label;  ///< "teacher", "weak teacher", "student ayf_emd", ...
+  std::string hint;   ///< the options to look at when it diverges
+};
+
 /// Trains `model` for `steps` with `step(ctx, x, labels_or_null, iteration)`, checkpointing to
 /// DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and skipped.
+/// A non-finite loss or gradient, or an update that leaves non-finite parameters, stops the run at
+/// that step with an error naming the stage, the step, the options and the last good checkpoint;
+/// no checkpoint is written after it.
 template <class B, class Step>
-void train_stage(const options& o, const dataset& d, const std::string& name, ayf::nn::mlp_flow_model<B>& model, double lr,
-                 double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
+void train_stage(const options& o, const dataset& d, const stage_info& stage, ayf::nn::mlp_flow_model<B>& model,
+                 double lr, double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
+  const std::string& name = stage.name;
   const fs::path ckpt = fs::path(o.out) / "checkpoints" / (name + ".safetensors");
   typename B::context ctx(o.seed ^ name_hash(name));
   ayf::nn::adam_config ac;
@@ -183,6 +267,7 @@ void train_stage(const options& o, const dataset& d, const std::string& name, ay
   };
   state.config["steps"] = std::to_string(steps);
   state.config["batch"] = std::to_string(o.batch);
+  std::string last_good = "none (no checkpoint of this stage written yet)";
   if (o.resume && fs::exists(ckpt)) {
     ayf::train::load_checkpoint<B>(ckpt, ctx, state);
     if (state.iteration >= steps) {
@@ -191,7 +276,12 @@ void train_stage(const options& o, const dataset& d, const std::string& name, ay
       return;
     }
     std::cerr << name << ": resuming at step " << state.iteration << "\n";
+    last_good = concat("'", ckpt.string(), "' (step ", state.iteration, ")");
   }
+  auto diverged = [&](std::uint64_t it, const std::string& what) {
+    throw ayf::error(concat("toy2d: the ", stage.label, " diverged at step ", it, " of ", steps, ": ", what,
+                            "; look at ", stage.hint, "; last good checkpoint: ", last_good));
+  };
   const std::uint64_t data_seed = o.seed ^ name_hash(name + ".data");
   ayf::train::progress progress(name, steps, o.progress_every, std::cerr, state.iteration);
   typename B::tensor x, labels;
@@ -199,12 +289,20 @@ void train_stage(const options& o, const dataset& d, const std::string& name, ay
     fill_batch<B>(ctx, d, data_seed, it, o.batch, dropout, x, labels);
     model.parameters().zero_gradients(ctx);
     const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
+    if (!std::isfinite(stats.loss)) diverged(it, concat("non-finite loss (", stats.loss, ")"));
+    const auto& gradients = model.parameters().gradients;
+    const double gradient_norm = std::sqrt(static_cast<double>(B::dot(ctx, gradients, gradients)));
+    if (!std::isfinite(gradient_norm)) diverged(it, concat("non-finite gradients (norm ", gradient_norm, ")"));
     opt.step(ctx, model.parameters());
+    const auto& theta = model.parameters().values;
+    const double theta_norm = std::sqrt(static_cast<double>(B::dot(ctx, theta, theta)));
+    if (!std::isfinite(theta_norm)) diverged(it, concat("the update left non-finite parameters (norm ", theta_norm, ")"));
     if (ema) ema->update(ctx, model.parameters());
     progress.update(it, stats.loss, stats.tangent_norm);
     if (it % o.checkpoint_every == 0 || it == steps) {
       state.iteration = it;
       ayf::train::save_checkpoint<B>(ckpt, ctx, state);
+      last_good = concat("'", ckpt.string(), "' (step ", it, ")");
     }
   }
   finish();
@@ -260,34 +358,42 @@ int main(int argc, char** argv) {
   CLI::App app{"toy2d: Align Your Flow on 2-D data: teacher, weak teacher, AYF-EMD / AYF-LMD / sCD / Shortcut "
                "students, sampled at 1..64 steps and scored by sliced W2 and MMD"};
   options o;
-  app.add_option("--data", o.data, "checkerboard | eight_gaussians | two_moons | two_class (= two_class_mixture), or a .csv (x0,x1[,label]) / .npy path")
-      ->capture_default_str();
-  app.add_option("--out", o.out, "output directory")->capture_default_str();
-  app.add_option("--seed", o.seed, "seed of data, initialisation, training and sampling")->capture_default_str();
-  app.add_option("--backend", o.backend, "backend (eigen, thrust)")->capture_default_str()->check(CLI::IsMember(backend_names()));
-  app.add_option("--width", o.width, "teacher / student hidden width")->capture_default_str();
-  app.add_option("--blocks", o.blocks, "residual blocks")->capture_default_str();
-  app.add_option("--weak-width", o.weak_width, "weak teacher hidden width")->capture_default_str();
-  app.add_option("--batch", o.batch, "batch size")->capture_default_str();
-  app.add_option("--teacher-steps", o.teacher_steps, "flow-matching steps of the teacher")->capture_default_str();
-  app.add_option("--weak-steps", o.weak_steps, "flow-matching steps of the weak teacher")->capture_default_str();
-  app.add_option("--student-steps", o.student_steps, "distillation steps per student")->capture_default_str();
-  app.add_option("--eval-samples", o.eval_samples, "samples per evaluation (and per held-out set)")->capture_default_str();
-  app.add_option("--mmd-samples", o.mmd_samples, "samples used for MMD (O(n^2))")->capture_default_str();
-  app.add_option("--lr", o.lr, "teacher learning rate")->capture_default_str();
-  app.add_option("--student-lr", o.student_lr, "student learning rate")->capture_default_str();
-  app.add_option("--tangent-warmup", o.warmup, "H of r = min(0.99, it / H) (spec §8.2)")->capture_default_str();
-  app.add_option("--inference-lambda", o.inference_lambda, "guidance scale at sampling")->capture_default_str();
-  app.add_option("--lambda-range", o.lambda_range, "guidance scales lambda ~ U[min, max] seen by the students in training")
-      ->expected(2)->capture_default_str();
-  app.add_option("--pair-mean", o.pair_mean, "P_mean of the logit-normal interval t - s (spec §8.3)")->capture_default_str();
-  app.add_option("--pair-std", o.pair_std, "P_std of the logit-normal interval t - s")->capture_default_str();
-  app.add_option("--ema", o.ema, "EMA decay of the students' weights, which are sampled (0: off)")->capture_default_str();
-  app.add_option("--methods", o.methods, "students to distil: comma-separated subset of ayf_emd, ayf_lmd, scd, shortcut")
-      ->capture_default_str();
-  app.add_option("--sample-steps", o.steps_list, "comma-separated step counts")->capture_default_str();
-  app.add_option("--checkpoint-every", o.checkpoint_every, "steps between checkpoints")->capture_default_str();
-  app.add_option("--progress-every", o.progress_every, "steps between progress lines")->capture_default_str();
+  using ayf_cli::add_count, ayf_cli::add_number;
+  using count = std::size_t;
+  using steps = std::uint64_t;
+  ayf_cli::add_text(app, "--data", o.data, "checkerboard | eight_gaussians | two_moons | two_class (= two_class_mixture), "
+                    "or a .csv (x0,x1[,label]) / .npy (+ <stem>_labels.npy) path; labels are integers in [0, " +
+                    std::to_string(max_classes - 1) + "]");
+  ayf_cli::add_text(app, "--out", o.out, "output directory");
+  add_count(app, "--seed", o.seed, "seed of data, initialisation, training and sampling", steps{0},
+            std::numeric_limits<std::uint64_t>::max());
+  ayf_cli::add_choice(app, "--backend", o.backend, "backend", backend_names());
+  add_count(app, "--width", o.width, "teacher / student hidden width", count{1}, max_width);
+  add_count(app, "--blocks", o.blocks, "residual blocks", count{0}, max_blocks);
+  add_count(app, "--weak-width", o.weak_width, "weak teacher hidden width", count{1}, max_width);
+  add_count(app, "--batch", o.batch, "batch size", count{1}, max_batch);
+  add_count(app, "--teacher-steps", o.teacher_steps, "flow-matching steps of the teacher", steps{1}, max_training_steps);
+  add_count(app, "--weak-steps", o.weak_steps, "flow-matching steps of the weak teacher", steps{1}, max_training_steps);
+  add_count(app, "--student-steps", o.student_steps, "distillation steps per student", steps{1}, max_training_steps);
+  add_count(app, "--eval-samples", o.eval_samples, "samples per evaluation (and per held-out set)", count{2},
+            max_eval_samples);
+  add_count(app, "--mmd-samples", o.mmd_samples, "samples used for MMD (O(n^2))", count{2}, max_mmd_samples);
+  add_number(app, "--lr", o.lr, "teacher learning rate", {0.0, 1.0, true, false});
+  add_number(app, "--student-lr", o.student_lr, "student learning rate", {0.0, 1.0, true, false});
+  add_number(app, "--tangent-warmup", o.warmup, "H of r = min(0.99, it / H) (spec §8.2; 0: no warmup)", {0.0, 1e9});
+  add_number(app, "--inference-lambda", o.inference_lambda, "guidance scale at sampling", {0.0, 100.0});
+  ayf_cli::add_number_list(app, "--lambda-range", o.lambda_range,
+                           "guidance scales lambda ~ U[min, max] seen by the students in training", {0.0, 100.0}, 2, 2);
+  add_number(app, "--pair-mean", o.pair_mean, "P_mean of the logit-normal interval t - s (spec §8.3)", {-10.0, 10.0});
+  add_number(app, "--pair-std", o.pair_std, "P_std of the logit-normal interval t - s", {0.0, 10.0, true, false});
+  add_number(app, "--ema", o.ema, "EMA decay of the students' weights, which are sampled (0: off)",
+             {0.0, 1.0, false, true});
+  ayf_cli::add_choice_list(app, "--methods", o.methods, "students to distil", {"ayf_emd", "ayf_lmd", "scd", "shortcut"});
+  ayf_cli::add_count_list(app, "--sample-steps", o.sample_steps, "sampling step counts", count{1}, max_sample_steps,
+                          max_sample_step_list);
+  add_count(app, "--checkpoint-every", o.checkpoint_every, "steps between checkpoints", steps{1}, max_training_steps);
+  add_count(app, "--progress-every", o.progress_every, "steps between progress lines (0: none)", steps{0},
+            max_training_steps);
   app.add_flag("--resume", o.resume, "load checkpoints in --out and skip finished stages");
   CLI11_PARSE(app, argc, argv);
 #if AYF_TOY2D_THRUST
@@ -302,26 +408,17 @@ int run(options o) {
   using model_t = ayf::nn::mlp_flow_model<B>;
   try {
     const auto t_start = std::chrono::steady_clock::now();
-    if (o.batch == 0 || o.eval_samples < 2 || o.width == 0 || o.weak_width == 0) {
-      throw ayf::error("toy2d: --batch, --width, --weak-width must be positive and --eval-samples >= 2");
+    if (!(o.lambda_range[0] <= o.lambda_range[1])) {
+      throw ayf::error(concat("toy2d: --lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ",
+                              o.lambda_range[1]));
     }
-    if (!(o.lambda_range[0] <= o.lambda_range[1]) || !(o.ema >= 0 && o.ema < 1)) {
-      throw ayf::error("toy2d: --lambda-range expected min <= max and --ema a decay in [0, 1)");
-    }
-    o.checkpoint_every = std::max<std::uint64_t>(1, o.checkpoint_every);
-    std::vector<std::size_t> step_counts;
-    {
-      std::stringstream ss(o.steps_list);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        const long v = std::stol(item);
-        if (v < 1) throw ayf::error("toy2d: --sample-steps expected positive counts, received " + item);
-        step_counts.push_back(static_cast<std::size_t>(v));
-      }
-    }
+    // The output directory first: a bad --out fails before any work.
+    ayf_cli::prepare_output_directory("--out", o.out);
+    ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "png");
+    ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "checkpoints");
+    const std::vector<std::size_t>& step_counts = o.sample_steps;
     const dataset d = load_dataset(o);
     const bool labelled = d.classes > 0;
-    fs::create_directories(fs::path(o.out) / "png");
     std::cerr << "toy2d: " << d.name << ", " << d.train.rows << " training rows, " << d.train.cols << " dims, "
               << (labelled ? std::to_string(d.classes) + " classes (class-conditional, 10% label dropout)"
                            : std::string("unlabelled (unconditional; CFG rows skipped)"))
@@ -341,12 +438,12 @@ int run(options o) {
     const double dropout = labelled ? o.label_dropout : 0.0;
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, "teacher", teacher, o.lr, dropout, o.teacher_steps, 0.0,
+      train_stage(o, d, {"teacher", "teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, teacher, o.lr, dropout, o.teacher_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, teacher, x, y); });
     }
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, "weak", weak, o.lr, dropout, o.weak_steps, 0.0,
+      train_stage(o, d, {"weak", "weak teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, weak, o.lr, dropout, o.weak_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, weak, x, y); });
     }
     auto guided = ayf::make_autoguided_velocity<B>(teacher, weak, o.inference_lambda);
@@ -364,17 +461,12 @@ int run(options o) {
     ayf::ayf_emd_config scd_config = ec;
     scd_config.pairs.consistency = true;
 
-    std::set<std::string> methods;
-    {
-      std::stringstream ss(o.methods);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        if (item != "ayf_emd" && item != "ayf_lmd" && item != "scd" && item != "shortcut") {
-          throw ayf::error("toy2d: --methods expected a subset of ayf_emd, ayf_lmd, scd, shortcut, received '" + item + "'");
-        }
-        methods.insert(item);
-      }
-    }
+    const std::set<std::string> methods(o.methods.begin(), o.methods.end());
+    auto student = [&](const std::string& name) {
+      return stage_info{name, "student " + name,
+                        concat("--student-lr (now ", ayf_cli::number_text(o.student_lr), "), --lambda-range, --tangent-warmup, --pair-mean, "
+                               "--pair-std and the teachers")};
+    };
     std::map<std::string, model_t> students;
     auto make_student = [&](const std::string& name) -> model_t& {
       return students.emplace(name, model_t::from_teacher(ctx, teacher, sc)).first->second;
@@ -382,19 +474,19 @@ int run(options o) {
     if (methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_emd", s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, d, student("ayf_emd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("ayf_lmd")) {
       auto& s = make_student("ayf_lmd");
       ayf::ayf_lmd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_lmd", s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, d, student("ayf_lmd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("scd")) {
       auto& s = make_student("scd");
       ayf::ayf_emd<B, model_t> obj(scd_config);
-      train_stage(o, d, "scd", s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, d, student("scd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("shortcut")) {
@@ -402,13 +494,13 @@ int run(options o) {
       ayf::shortcut_config shc;
       shc.pairs = ec.pairs;
       ayf::shortcut<B, model_t> obj(shc);
-      train_stage(o, d, "shortcut", s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, d, student("shortcut"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (labelled && methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd_cfg");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, "ayf_emd_cfg", s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, d, student("ayf_emd_cfg"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, cfg_guided, x, y, it); });
     }
     const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
@@ -426,6 +518,10 @@ int run(options o) {
     const ayf::data::points mmd_ref = head(d.held_a, o.mmd_samples);
     const double floor_swd = ayf::sliced_w2(d.held_a, d.held_b);
     const double floor_mmd = ayf::mmd_rbf(mmd_ref, head(d.held_b, o.mmd_samples));
+    if (!std::isfinite(floor_swd) || !std::isfinite(floor_mmd)) {
+      throw ayf::error(concat("toy2d: the noise floor of --data '", o.data, "' is not finite (sliced W2 ", floor_swd,
+                              ", MMD ", floor_mmd, ")"));
+    }
     std::vector<result_row> rows;
     ayf::io::scatter_options so;
     {
@@ -444,9 +540,21 @@ int run(options o) {
       B::randn(ectx, x);
       sample(ectx, x);
       const ayf::data::points p = to_points<B>(ectx, x, labels_host);
+      const std::string what = concat("toy2d: ", method, " with guidance ", guidance, " at ", steps, " sampling steps",
+                                      gamma > 0 ? " (gamma " + format_gamma(gamma) + ")" : std::string());
+      const std::string advice = concat("; look at --inference-lambda (now ", ayf_cli::number_text(o.inference_lambda),
+                                        ") and the training options of that model");
+      for (std::size_t i = 0; i < p.values.size(); ++i) {
+        if (!std::isfinite(p.values[i])) {
+          throw ayf::error(concat(what, ": sample ", i / p.cols, " is not finite (", p.values[i], ")", advice));
+        }
+      }
       result_row r{method, guidance, steps, gamma, 0, 0};
       r.swd = ayf::sliced_w2(p, d.held_a);
       r.mmd = ayf::mmd_rbf(head(p, o.mmd_samples), mmd_ref);
+      if (!std::isfinite(r.swd) || !std::isfinite(r.mmd)) {
+        throw ayf::error(concat(what, ": a metric is not finite (sliced W2 ", r.swd, ", MMD ", r.mmd, ")", advice));
+      }
       rows.push_back(r);
       std::fprintf(stderr, "eval %-14s %-13s steps %3zu gamma %-4s swd %.4f mmd %.5f\n", method.c_str(),
                    guidance.c_str(), steps, format_gamma(gamma).c_str(), r.swd, r.mmd);
@@ -493,6 +601,7 @@ int run(options o) {
     }
 
     // ---- outputs ---------------------------------------------------------------------------
+    if (rows.empty()) throw ayf::error("toy2d: no results to write (check --sample-steps and --methods)");
     std::ostringstream csv;
     csv << "dataset,method,guidance,steps,gamma,swd,mmd\n";
     csv.precision(6);
@@ -535,16 +644,21 @@ int run(options o) {
                  euler4 = swd_of("teacher_euler autoguidance g=0", 4);
     double best = 1e300;
     for (auto k : step_counts) best = std::min(best, swd_of("ayf_emd autoguidance g=0", k));
-    std::printf("\nchecks: AYF-EMD 4 steps / teacher Heun 64 (autoguided) = %.3f (target <= 1.5); teacher Euler 4 = %.4f "
-                "vs AYF-EMD 4 = %.4f; AYF-EMD 16 / best = %.3f, 64 / best = %.3f (target <= 1.15)\n",
-                emd4 / heun64, euler4, emd4, swd_of("ayf_emd autoguidance g=0", 16) / best,
-                swd_of("ayf_emd autoguidance g=0", 64) / best);
+    // A check whose rows were not computed (--sample-steps, --methods) is printed as n/a.
+    auto shown = [](double v, int digits) { return std::isfinite(v) ? concat(std::fixed, std::setprecision(digits), v) : std::string("n/a"); };
+    std::printf("\nchecks: AYF-EMD 4 steps / teacher Heun 64 (autoguided) = %s (target <= 1.5); teacher Euler 4 = %s "
+                "vs AYF-EMD 4 = %s; AYF-EMD 16 / best = %s, 64 / best = %s (target <= 1.15)\n",
+                shown(emd4 / heun64, 3).c_str(), shown(euler4, 4).c_str(), shown(emd4, 4).c_str(),
+                shown(swd_of("ayf_emd autoguidance g=0", 16) / best, 3).c_str(),
+                shown(swd_of("ayf_emd autoguidance g=0", 64) / best, 3).c_str());
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     std::printf("time: training %.1f s, total %.1f s; wrote %s\n", train_seconds, total,
                 (fs::path(o.out) / "toy2d.csv").string().c_str());
     return 0;
   } catch (const std::exception& e) {
-    std::cerr << "toy2d: error: " << e.what() << "\n";
+    std::string_view what = e.what();
+    if (what.starts_with("toy2d: ")) what.remove_prefix(7);
+    std::cerr << "toy2d: error: " << what << "\n";
     return 1;
   }
 }

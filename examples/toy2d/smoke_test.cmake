@@ -82,3 +82,152 @@ run_program(fail "${PROGRAM}" --out "${OUT}/bad" ${tiny} --data "${OUT}/missing.
 expect_in("missing.csv" "${last_output}")
 run_program(fail "${PROGRAM}" --out "${OUT}/bad" ${tiny} --lambda-range 3 1)
 expect_in("--lambda-range" "${last_output}")
+
+# ---- hardening: every bad input is an error naming the option (or the file and line) and the value,
+# raised before any work, and nothing already written is replaced. The 20 s limit only keeps a
+# program that would run on (a negative count read as 2^64 - 1) from stalling the test.
+function(expect_option_error option value)
+  set(args ${ARGN})
+  if(NOT "--out" IN_LIST args)
+    list(APPEND args --out "${OUT}/bad")
+  endif()
+  execute_process(COMMAND "${PROGRAM}" ${option} ${value} ${args}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "expected failure: ${option} ${value} ${ARGN}\n${out}")
+  endif()
+  foreach(needle "${option}" "'${value}'")
+    string(FIND "${out}${err}" "${needle}" at)
+    if(at EQUAL -1)
+      message(FATAL_ERROR "expected ${needle} in the message of ${option} ${value} (rc ${rc}):\n${out}\n${err}")
+    endif()
+  endforeach()
+endfunction()
+
+run_program(ok "${PROGRAM}" --help)
+expect_in("[0, 999]" "${last_output}")  # the label bound
+expect_in("(an integer in [1, 10000000])" "${last_output}")
+
+# --sample-steps: a bad item or an empty list names the option and keeps the existing toy2d.csv.
+set(tiny_but_sample_steps --teacher-steps 20 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
+    --eval-samples 200 --mmd-samples 100 --progress-every 0 --checkpoint-every 5)
+file(SHA256 "${OUT}/plain/toy2d.csv" csv_before)
+expect_option_error(--sample-steps abc ${tiny_but_sample_steps} --resume --out "${OUT}/plain")
+execute_process(COMMAND "${PROGRAM}" ${tiny_but_sample_steps} --resume --sample-steps "" --out "${OUT}/plain"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "--sample-steps '' must fail")
+endif()
+expect_in("--sample-steps: expected a comma-separated list" "${out}${err}")
+file(SHA256 "${OUT}/plain/toy2d.csv" csv_after)
+if(NOT csv_before STREQUAL csv_after)
+  message(FATAL_ERROR "a failed run replaced ${OUT}/plain/toy2d.csv")
+endif()
+
+# Negative counts fail naming the option and leave an existing teacher checkpoint untouched.
+file(SHA256 "${OUT}/plain/checkpoints/teacher.safetensors" teacher_before)
+expect_option_error(--teacher-steps -1 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
+                    --eval-samples 200 --mmd-samples 100 --sample-steps 1,2 --progress-every 0 --checkpoint-every 5
+                    --out "${OUT}/plain")
+file(SHA256 "${OUT}/plain/checkpoints/teacher.safetensors" teacher_after)
+if(NOT teacher_before STREQUAL teacher_after)
+  message(FATAL_ERROR "--teacher-steps -1 overwrote teacher.safetensors")
+endif()
+expect_option_error(--batch -5)
+expect_option_error(--width -3)
+expect_option_error(--student-steps -1)
+expect_option_error(--eval-samples -1)
+expect_option_error(--seed -1)
+expect_option_error(--checkpoint-every 0)
+# Non-finite or out-of-range numbers.
+expect_option_error(--lr inf)
+expect_option_error(--lr nan)
+expect_option_error(--student-lr 0)
+expect_option_error(--inference-lambda nan)
+expect_option_error(--inference-lambda inf)
+expect_option_error(--tangent-warmup -5)
+expect_option_error(--tangent-warmup nan)
+expect_option_error(--ema 1)
+expect_option_error(--pair-std 0)
+expect_option_error(--lambda-range nan 1)
+
+# An unusable --out fails at once, naming --out.
+file(WRITE "${OUT}/a_file" "")
+run_program(fail "${PROGRAM}" ${tiny} --out "${OUT}/a_file/sub")
+expect_in("--out" "${last_output}")
+
+# Labels: integers in [0, 999], checked on every row before the split (so a bad label in the rows
+# that become held-out data fails too: row 0 does, for --seed 0), errors naming the line.
+function(write_labelled path bad_row bad_label)
+  set(text "x0,x1,label\n")
+  foreach(i RANGE 99)
+    math(EXPR label "${i} % 2")
+    if(i EQUAL bad_row)
+      set(label "${bad_label}")
+    endif()
+    math(EXPR a "${i} % 10")
+    math(EXPR b "${i} % 7")
+    string(APPEND text "0.${a},0.${b},${label}\n")
+  endforeach()
+  file(WRITE "${path}" "${text}")
+endfunction()
+foreach(case "10;1.5;line 12" "10;1e8;line 12" "10;100000000;line 12" "10;99999999999;line 12" "0;-3;line 2"
+             "0;1000;line 2")
+  list(GET case 0 row)
+  list(GET case 1 label)
+  list(GET case 2 where)
+  write_labelled("${OUT}/labels_${row}_${label}.csv" ${row} ${label})
+  execute_process(COMMAND "${PROGRAM}" ${tiny} --data "${OUT}/labels_${row}_${label}.csv" --out "${OUT}/bad"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "a label ${label} on ${where} was accepted")
+  endif()
+  foreach(needle "--data" "${where}" "${label}")
+    expect_in("${needle}" "${out}${err}")
+  endforeach()
+endforeach()
+# Valid labels in a label column give a class-conditional run.
+write_labelled("${OUT}/labels_ok.csv" -1 0)
+run_program(ok "${PROGRAM}" ${tiny} --data "${OUT}/labels_ok.csv" --methods ayf_emd --out "${OUT}/labels_ok")
+expect_in("2 classes" "${last_output}")
+
+# Divergence: coordinates of 1e20 overflow the float network at the teacher's first step. The error
+# names the stage, the step, the option and the last good checkpoint.
+set(text "x0,x1\n")
+foreach(i RANGE 99)
+  math(EXPR a "${i} % 7")
+  math(EXPR b "${i} % 3")
+  string(APPEND text "${a}e20,${b}e20\n")
+endforeach()
+file(WRITE "${OUT}/huge.csv" "${text}")
+run_program(fail "${PROGRAM}" ${tiny} --data "${OUT}/huge.csv" --out "${OUT}/diverged")
+foreach(needle "teacher diverged at step 1 of 20" "--lr" "last good checkpoint: none")
+  expect_in("${needle}" "${last_output}")
+endforeach()
+# A student that diverges after its first checkpoint names that checkpoint: the teachers come
+# from a run on small data, the AYF-LMD student then trains on the huge points.
+set(text "x0,x1\n")
+foreach(i RANGE 99)
+  math(EXPR a "${i} % 7")
+  math(EXPR b "${i} % 3")
+  string(APPEND text "0.${a},0.${b}\n")
+endforeach()
+file(WRITE "${OUT}/small.csv" "${text}")
+set(tiny_but_checkpoints --teacher-steps 20 --weak-steps 10 --student-steps 10 --width 16 --weak-width 8 --batch 64
+    --eval-samples 200 --mmd-samples 100 --sample-steps 1,2 --progress-every 0)
+run_program(ok "${PROGRAM}" ${tiny_but_checkpoints} --checkpoint-every 5 --data "${OUT}/small.csv" --methods ayf_emd
+            --out "${OUT}/student")
+file(SHA256 "${OUT}/student/toy2d.csv" csv_before)
+run_program(fail "${PROGRAM}" ${tiny_but_checkpoints} --checkpoint-every 2 --data "${OUT}/huge.csv"
+            --methods ayf_emd,ayf_lmd --resume --out "${OUT}/student")
+foreach(needle "student ayf_lmd diverged at step" "--student-lr" "last good checkpoint")
+  expect_in("${needle}" "${last_output}")
+endforeach()
+string(REGEX MATCH "diverged at step ([0-9]+)" _ "${last_output}")
+if(CMAKE_MATCH_1 GREATER 2)
+  expect_in("ayf_lmd.safetensors' (step" "${last_output}")
+endif()
+file(SHA256 "${OUT}/student/toy2d.csv" csv_after)
+if(NOT csv_before STREQUAL csv_after)
+  message(FATAL_ERROR "a run that diverged replaced toy2d.csv")
+endif()
