@@ -3,6 +3,7 @@
 // path, so each input goes to a per-process file in the temporary directory. Corrupt or mismatched
 // input must raise ayf::error and leave the state untouched; a successful load must restore the
 // stored values.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -10,7 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -33,11 +33,14 @@ struct input_file {
     std::error_code ec;
     fs::remove(path, ec);
   }
+  // Overwrite, then cut to size: truncating to zero first would make ext4 flush the file on close.
   void write(const std::uint8_t* data, std::size_t size) const {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-    out.close();
-    ayf_fuzz::check(static_cast<bool>(out), "checkpoint: writing the input file");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ayf_fuzz::check(fd >= 0, "checkpoint: opening the input file");
+    bool ok = ::pwrite(fd, data, size, 0) == static_cast<ssize_t>(size);
+    ok = ::ftruncate(fd, static_cast<off_t>(size)) == 0 && ok;
+    ok = ::close(fd) == 0 && ok;
+    ayf_fuzz::check(ok, "checkpoint: writing the input file");
   }
 };
 
@@ -48,12 +51,15 @@ struct trainee {
   ayf::nn::adam<B> optimizer;
   ayf::nn::exponential_moving_average<B> ema;
   bool with_optimizer;
+  ayf::train::training_state<B> state;
 
-  explicit trainee(bool with_optimizer_and_ema)
+  trainee(bool with_optimizer_and_ema, const std::string& objective)
       : model(ctx, ayf_fuzz::checkpoint_config()),
         optimizer(ctx, model.parameters()),
         ema(ctx, model.parameters(), 0.9),
-        with_optimizer(with_optimizer_and_ema) {}
+        with_optimizer(with_optimizer_and_ema),
+        state(ayf::train::make_training_state<B>(model, with_optimizer ? &optimizer : nullptr,
+                                                 with_optimizer ? &ema : nullptr, objective)) {}
 
   std::vector<typename B::scalar> snapshot() {
     std::vector<typename B::scalar> all = B::to_host(ctx, model.parameters().values);
@@ -66,11 +72,10 @@ struct trainee {
     return all;
   }
 
-  void load(const fs::path& path, const std::string& objective) {
-    auto state = ayf::train::make_training_state<B>(model, with_optimizer ? &optimizer : nullptr,
-                                                    with_optimizer ? &ema : nullptr, objective);
+  void load(const fs::path& path) {
     const auto before = snapshot();
     const auto rng_before = ctx.rng;
+    const auto iteration_before = state.iteration;
     try {
       ayf::train::load_checkpoint<B>(path, ctx, state);
     } catch (const ayf::error&) {
@@ -80,6 +85,7 @@ struct trainee {
                       "checkpoint: a failed load leaves the parameters, moments and EMA untouched");
       ayf_fuzz::check(ctx.rng.seed == rng_before.seed && ctx.rng.offset == rng_before.offset,
                       "checkpoint: a failed load leaves the rng untouched");
+      ayf_fuzz::check(state.iteration == iteration_before, "checkpoint: a failed load leaves the iteration untouched");
       return;
     }
     // Loaded: the stored parameters are now the model's.
@@ -95,10 +101,10 @@ struct trainee {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const input_file file;
-  static trainee<ayf::eigen_backend<float>> f32(true);
-  static trainee<ayf::eigen_backend<double>> f64(false);
+  static trainee<ayf::eigen_backend<float>> f32(true, ayf_fuzz::checkpoint_objective_f32);
+  static trainee<ayf::eigen_backend<double>> f64(false, ayf_fuzz::checkpoint_objective_f64);
   file.write(data, size);
-  f32.load(file.path, ayf_fuzz::checkpoint_objective_f32);
+  f32.load(file.path);
   // Input that is no safetensors file fails both loads at the same place: load the second state
   // only when the bytes parse, so the fuzzer spends its time on the checkpoint checks.
   try {
@@ -106,6 +112,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const ayf::error&) {
     return 0;
   }
-  f64.load(file.path, ayf_fuzz::checkpoint_objective_f64);
+  f64.load(file.path);
   return 0;
 }

@@ -8,7 +8,8 @@
 # Exits non-zero when a harness finds something (crash, leak, sanitizer report, timeout, out of
 # memory); the input that triggered it is kept under build-fuzz/fuzz-run/<reader>/artifacts/.
 # Environment: CC / CXX (default clang / clang++), AYF_FUZZ_JOBS (build jobs, default nproc),
-# AYF_FUZZ_MAX_LEN (largest input in bytes, default 16384), AYF_FUZZ_ARGS (extra libFuzzer flags).
+# AYF_FUZZ_MAX_LEN (largest input in bytes, default 16384), AYF_FUZZ_ARGS (extra libFuzzer flags),
+# AYF_FUZZ_WORK (the run directory, default build-fuzz/fuzz-run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -38,7 +39,7 @@ if ! command -v "$CXX" >/dev/null 2>&1; then
 fi
 
 build_dir=build-fuzz
-run_root=$build_dir/fuzz-run
+run_root=${AYF_FUZZ_WORK:-$build_dir/fuzz-run}
 cmake_args=(-DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DAYF_FUZZ=ON
             -DAYF_BUILD_TESTS=OFF -DAYF_BUILD_EXAMPLES=OFF -DAYF_BUILD_BENCHMARKS=OFF -DAYF_HEADER_CHECK=OFF
             -DAYF_INSTALL=OFF)
