@@ -1,0 +1,26 @@
+// fuzz/checkpoint_model.hpp: the small MLP training state that fuzz_checkpoint loads into and
+// make_corpus writes its checkpoint seeds from, so the seeds are valid for the harness.
+#pragma once
+
+#include <string>
+
+#include "ayf/nn/mlp.hpp"
+
+namespace ayf_fuzz {
+
+/// 2-D data, width 4, one block, two frequencies: a few hundred parameters.
+inline ayf::nn::mlp_config checkpoint_config() {
+  ayf::nn::mlp_config c;
+  c.dims = 2;
+  c.width = 4;
+  c.blocks = 1;
+  c.frequencies = 2;
+  c.seed = 1;
+  return c;
+}
+
+/// The objective names of the float state (with Adam and EMA) and of the double state (parameters only).
+inline const std::string checkpoint_objective_f32 = "flow_matching";
+inline const std::string checkpoint_objective_f64 = "ayf_emd";
+
+}  // namespace ayf_fuzz
