@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libeigen3-dev xtensor-dev xtl-dev libtbb-dev
   catch2 libbenchmark-dev libstb-dev nlohmann-json3-dev libcli11-dev
-  gnuplot-nox dataset-fashion-mnist
+  gnuplot-nox dataset-fashion-mnist zlib1g-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy libopenblas-dev)

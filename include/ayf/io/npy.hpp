@@ -1,7 +1,8 @@
 // ayf/io/npy.hpp: NumPy .npy files (the NEP 1 / numpy.lib.format layout): read format versions 1.0,
 // 2.0 and 3.0 and write 1.0; dtypes '<f4', '<f8', '<i4', '<i8' (and '|u1' on read); C order; 1-D or
-// 2-D. Corrupt input (bad magic, truncation, a malformed header dict, a data length that does not
-// match the shape) raises ayf::error naming the file; nothing is read out of bounds.
+// 2-D (up to a caller's max_rank on read, e.g. 4 for images). Corrupt input (bad magic, truncation, a
+// malformed header dict, a data length that does not match the shape) raises ayf::error naming the
+// file; nothing is read out of bounds.
 #pragma once
 
 #include <bit>
@@ -183,8 +184,8 @@ private:
 
 }  // namespace npy_detail
 
-/// Parses the bytes of a .npy file (named `source` in messages).
-inline npy_array parse_npy(std::string_view bytes, std::string_view source) {
+/// Parses the bytes of a .npy file (named `source` in messages) holding 1 to `max_rank` dimensions.
+inline npy_array parse_npy(std::string_view bytes, std::string_view source, std::size_t max_rank = 2) {
   const auto fail = [&](const auto&... what) { npy_detail::corrupt("read_npy", source, what...); };
   if (bytes.size() < 10 || bytes.substr(0, 6) != npy_detail::magic) {
     fail("not a .npy file (expected the magic string \\x93NUMPY and a header, received ", bytes.size(), " bytes",
@@ -248,8 +249,9 @@ inline npy_array parse_npy(std::string_view bytes, std::string_view source) {
     fail("field 'fortran_order' is True: Fortran-ordered arrays are not supported; save a C-ordered copy "
          "(numpy.ascontiguousarray)");
   }
-  if (shape->empty() || shape->size() > 2) {
-    fail("field 'shape' expected 1 or 2 dimensions, received ", shape->size());
+  if (shape->empty() || shape->size() > max_rank) {
+    fail("field 'shape' expected 1 ", (max_rank == 2 ? "or" : "to"), " ", max_rank, " dimensions, received ",
+         shape->size());
   }
   std::size_t elements = 1;
   for (const auto extent : *shape) {
@@ -269,9 +271,9 @@ inline npy_array parse_npy(std::string_view bytes, std::string_view source) {
 }
 
 /// Reads the .npy file at `path` (see parse_npy).
-inline npy_array read_npy(const std::filesystem::path& path) {
+inline npy_array read_npy(const std::filesystem::path& path, std::size_t max_rank = 2) {
   const std::string bytes = ayf::io::read_file(path, "read_npy");
-  return parse_npy(bytes, path.string());
+  return parse_npy(bytes, path.string(), max_rank);
 }
 
 inline std::vector<double> npy_array::to_doubles() const {
