@@ -194,7 +194,9 @@ TEST_CASE("IDX: every corrupt file raises ayf::error naming the file and the pro
   REQUIRE_NOTHROW(ayf::io::parse_idx(good, "good.idx"));
   parse_fails("", {"truncated", "0 bytes", "magic"});
   parse_fails(std::string("\0\0\x08", 3), {"truncated", "3 bytes"});
-  parse_fails("\x01" + good.substr(1), {"bad magic", "0x1"});
+  std::string bad_first_byte = good;
+  bad_first_byte[0] = '\x01';
+  parse_fails(bad_first_byte, {"bad magic", "0x1"});
   parse_fails(good.substr(0, 1) + "\x02" + good.substr(2), {"bad magic"});
   parse_fails(std::string("\x1f\x8b\x08\x00", 4) + "rest", {"bad magic", "gzip"});
   parse_fails(idx_bytes(0x07, {2, 3}, "abcdef"), {"bad dtype code 0x7"});

@@ -175,7 +175,10 @@ std::string text_of(T x) {
 template <class T>
 std::string list_text(const std::vector<T>& values) {
   std::string out;
-  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + text_of(values[i]);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += text_of(values[i]);
+  }
   return out;
 }
 

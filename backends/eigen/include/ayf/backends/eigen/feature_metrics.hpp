@@ -79,9 +79,9 @@ inline double frechet_distance(const gaussian_fit& a, const gaussian_fit& b) {
 /// [m, d], at least 2 rows each, finite).
 inline double frechet_distance(const host_samples& a, const host_samples& b) {
   constexpr std::string_view where = "frechet_distance";
-  metrics_detail::check_pair(where, a, b, 2);
   feature_metrics_detail::require_finite(where, "a", a.data, a.rows * a.cols);
   feature_metrics_detail::require_finite(where, "b", b.data, b.rows * b.cols);
+  metrics_detail::check_pair(where, a, b, 2);
   return frechet_distance(fit_gaussian(a.data, a.rows, a.cols), fit_gaussian(b.data, b.rows, b.cols));
 }
 
@@ -160,9 +160,9 @@ inline precision_recall_result precision_recall(const host_samples& real, const 
   using namespace feature_metrics_detail;
   require(config.k >= 1, where, "config.k", "at least 1", config.k);
   require(config.block >= 1, where, "config.block", "at least 1", config.block);
-  metrics_detail::check_pair(where, real, generated, config.k + 1);
   require_finite(where, "real", real.data, real.rows * real.cols);
   require_finite(where, "generated", generated.data, generated.rows * generated.cols);
+  metrics_detail::check_pair(where, real, generated, config.k + 1);
   using map = Eigen::Map<const row_matrix>;
   const map r(real.data, static_cast<Eigen::Index>(real.rows), static_cast<Eigen::Index>(real.cols));
   const map g(generated.data, static_cast<Eigen::Index>(generated.rows), static_cast<Eigen::Index>(generated.cols));
