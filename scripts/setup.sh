@@ -9,6 +9,7 @@ packages=(
   libeigen3-dev xtensor-dev xtl-dev libtbb-dev
   catch2 libbenchmark-dev libstb-dev nlohmann-json3-dev libcli11-dev
   gnuplot-nox dataset-fashion-mnist zlib1g-dev
+  libopenmpi-dev openmpi-bin   # ayf::mpi and its tests (docs/distributed.md)
   clang libclang-rt-14-dev   # libFuzzer harnesses (scripts/fuzz.sh)
 )
 if [[ "${1:-}" == "--bench" ]]; then
