@@ -28,6 +28,7 @@
 #include "ayf/io/npy.hpp"
 #include "ayf/io/png.hpp"
 #include "ayf/io/safetensors.hpp"
+#include "support/scratch_dir.hpp"
 
 // A reader for checking the written PNG pixels; static, so it never clashes with other TUs.
 #define STB_IMAGE_STATIC
@@ -48,27 +49,9 @@ namespace fs = std::filesystem;
 using ayf::data::points;
 using Catch::Contains;
 
-/// A fresh directory under the system temporary directory, removed with its contents at scope exit.
-class scratch_dir {
-public:
-  scratch_dir() {
-    static std::atomic<unsigned> counter{0};
-    const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
-    m_path = fs::temp_directory_path() /
-             ("ayf_test_data_io_" + std::to_string(ticks) + "_" + std::to_string(std::random_device{}()) + "_" +
-              std::to_string(counter++));
-    fs::create_directories(m_path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  [[nodiscard]] fs::path operator/(std::string_view name) const { return m_path / name; }
-
-private:
-  fs::path m_path;
+/// A fresh directory for one test (support/scratch_dir.hpp), named after this file.
+struct scratch_dir : ayf_test::scratch_dir {
+  scratch_dir() : ayf_test::scratch_dir("ayf_test_data_io") {}
 };
 
 void write_bytes(const fs::path& path, std::string_view bytes) {

@@ -25,32 +25,16 @@
 #include "ayf/data/images.hpp"
 #include "ayf/io/idx.hpp"
 #include "ayf/io/npy.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 
-class scratch_dir {
-public:
-  scratch_dir() {
-    static std::atomic<unsigned> counter{0};
-    const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
-    m_path = fs::temp_directory_path() / ("ayf_test_image_data_" + std::to_string(ticks) + "_" +
-                                          std::to_string(std::random_device{}()) + "_" + std::to_string(counter++));
-    fs::create_directories(m_path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(m_path, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  [[nodiscard]] fs::path operator/(std::string_view name) const { return m_path / name; }
-  [[nodiscard]] const fs::path& path() const { return m_path; }
-
-private:
-  fs::path m_path;
+/// A fresh directory for one test (support/scratch_dir.hpp), named after this file.
+struct scratch_dir : ayf_test::scratch_dir {
+  scratch_dir() : ayf_test::scratch_dir("ayf_test_image_data") {}
 };
 
 void write_bytes(const fs::path& path, std::string_view bytes) {
