@@ -24,15 +24,6 @@ namespace feature_metrics_detail {
 
 using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-inline void require_finite(std::string_view where, std::string_view argument, const double* data, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(data[i])) {
-      throw error(detail::concat(where, ": argument '", argument, "' expected finite values, received ", data[i],
-                                 " at element ", i));
-    }
-  }
-}
-
 inline void require_square(std::string_view where, std::string_view argument, const Eigen::MatrixXd& c,
                            Eigen::Index d) {
   require(c.rows() == d && c.cols() == d, where, argument, detail::concat("a ", d, "x", d, " matrix"),
@@ -59,10 +50,10 @@ inline double frechet_distance(const Eigen::VectorXd& mu1, const Eigen::MatrixXd
   require(mu2.size() == d, where, "mu2", detail::concat("dimension ", d), mu2.size());
   require_square(where, "c1", c1, d);
   require_square(where, "c2", c2, d);
-  require_finite(where, "mu1", mu1.data(), static_cast<std::size_t>(d));
-  require_finite(where, "mu2", mu2.data(), static_cast<std::size_t>(d));
-  require_finite(where, "c1", c1.data(), static_cast<std::size_t>(d * d));
-  require_finite(where, "c2", c2.data(), static_cast<std::size_t>(d * d));
+  wasserstein_detail::require_finite(where, "mu1", mu1);
+  wasserstein_detail::require_finite(where, "mu2", mu2);
+  wasserstein_detail::require_finite(where, "c1", c1);
+  wasserstein_detail::require_finite(where, "c2", c2);
   const Eigen::MatrixXd root1 = psd_sqrt(0.5 * (c1 + c1.transpose()));
   const Eigen::MatrixXd middle = root1 * c2 * root1;
   const double trace_root = clamped_eigenvalues(middle, where).cwiseSqrt().sum();
@@ -79,8 +70,8 @@ inline double frechet_distance(const gaussian_fit& a, const gaussian_fit& b) {
 /// [m, d], at least 2 rows each, finite).
 inline double frechet_distance(const host_samples& a, const host_samples& b) {
   constexpr std::string_view where = "frechet_distance";
-  feature_metrics_detail::require_finite(where, "a", a.data, a.rows * a.cols);
-  feature_metrics_detail::require_finite(where, "b", b.data, b.rows * b.cols);
+  metrics_detail::require_finite(where, "a", a);
+  metrics_detail::require_finite(where, "b", b);
   metrics_detail::check_pair(where, a, b, 2);
   return frechet_distance(fit_gaussian(a.data, a.rows, a.cols), fit_gaussian(b.data, b.rows, b.cols));
 }
@@ -160,8 +151,8 @@ inline precision_recall_result precision_recall(const host_samples& real, const 
   using namespace feature_metrics_detail;
   require(config.k >= 1, where, "config.k", "at least 1", config.k);
   require(config.block >= 1, where, "config.block", "at least 1", config.block);
-  require_finite(where, "real", real.data, real.rows * real.cols);
-  require_finite(where, "generated", generated.data, generated.rows * generated.cols);
+  metrics_detail::require_finite(where, "real", real);
+  metrics_detail::require_finite(where, "generated", generated);
   metrics_detail::check_pair(where, real, generated, config.k + 1);
   using map = Eigen::Map<const row_matrix>;
   const map r(real.data, static_cast<Eigen::Index>(real.rows), static_cast<Eigen::Index>(real.cols));
