@@ -65,21 +65,9 @@ expect_failure("backend" "${PROGRAM}" --backend cuda --out "${OUT}/bad")
 expect_failure("steps" "${PROGRAM}" --steps 0 --out "${OUT}/bad")
 
 # An option error names the option and the value, and comes at once: a negative count is never read
-# as a huge unsigned one (the run would hang), NaN / inf never pass a number check. The 20 s limit
-# only keeps a hanging program from stalling the test.
-function(expect_option_error option value)
-  execute_process(COMMAND "${PROGRAM}" ${option} ${value} ${ARGN} --quiet --out "${OUT}/bad"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
-  if(rc EQUAL 0)
-    message(FATAL_ERROR "expected failure: ${option} ${value} ${ARGN}\n${out}")
-  endif()
-  foreach(needle "${option}" "'${value}'")
-    string(FIND "${out}${err}" "${needle}" at)
-    if(at EQUAL -1)
-      message(FATAL_ERROR "expected ${needle} in the message of ${option} ${value} ${ARGN} (rc ${rc}):\n${out}\n${err}")
-    endif()
-  endforeach()
-endfunction()
+# as a huge unsigned one (the run would hang), NaN / inf never pass a number check.
+set(EXPECT_OPTION_ERROR_ARGS --quiet)
+include("${CMAKE_CURRENT_LIST_DIR}/../common/expect_option_error.cmake")
 expect_option_error(--samples -1)
 expect_option_error(--batch -5)
 expect_option_error(--dims -3)

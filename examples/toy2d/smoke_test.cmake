@@ -84,25 +84,8 @@ run_program(fail "${PROGRAM}" --out "${OUT}/bad" ${tiny} --lambda-range 3 1)
 expect_in("--lambda-range" "${last_output}")
 
 # ---- hardening: every bad input is an error naming the option (or the file and line) and the value,
-# raised before any work, and nothing already written is replaced. The 20 s limit only keeps a
-# program that would run on (a negative count read as 2^64 - 1) from stalling the test.
-function(expect_option_error option value)
-  set(args ${ARGN})
-  if(NOT "--out" IN_LIST args)
-    list(APPEND args --out "${OUT}/bad")
-  endif()
-  execute_process(COMMAND "${PROGRAM}" ${option} ${value} ${args}
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 20)
-  if(rc EQUAL 0)
-    message(FATAL_ERROR "expected failure: ${option} ${value} ${ARGN}\n${out}")
-  endif()
-  foreach(needle "${option}" "'${value}'")
-    string(FIND "${out}${err}" "${needle}" at)
-    if(at EQUAL -1)
-      message(FATAL_ERROR "expected ${needle} in the message of ${option} ${value} (rc ${rc}):\n${out}\n${err}")
-    endif()
-  endforeach()
-endfunction()
+# raised before any work, and nothing already written is replaced.
+include("${CMAKE_CURRENT_LIST_DIR}/../common/expect_option_error.cmake")
 
 run_program(ok "${PROGRAM}" --help)
 expect_in("[0, 999]" "${last_output}")  # the label bound
