@@ -290,10 +290,11 @@ void train_stage(const options& o, const dataset& d, const stage_info& stage, ay
     model.parameters().zero_gradients(ctx);
     const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
     if (!std::isfinite(stats.loss)) diverged(it, concat("non-finite loss (", stats.loss, ")"));
-    const auto& gradients = model.parameters().gradients;
-    const double gradient_norm = std::sqrt(static_cast<double>(B::dot(ctx, gradients, gradients)));
-    if (!std::isfinite(gradient_norm)) diverged(it, concat("non-finite gradients (norm ", gradient_norm, ")"));
-    opt.step(ctx, model.parameters());
+    try {
+      opt.step(ctx, model.parameters());  // checks the gradient norm it computes; nothing changes on failure
+    } catch (const ayf::error& e) {
+      diverged(it, e.what());
+    }
     const auto& theta = model.parameters().values;
     const double theta_norm = std::sqrt(static_cast<double>(B::dot(ctx, theta, theta)));
     if (!std::isfinite(theta_norm)) diverged(it, concat("the update left non-finite parameters (norm ", theta_norm, ")"));
