@@ -21,6 +21,7 @@ using B = ayf::eigen_backend<double>;
 using ayf::shape;
 using ayf::nn::image_shape;
 using Index = Eigen::Index;
+ayf::nn::no_state none;
 
 // Index maps and functors are passed by value to device kernels on the Thrust backend.
 namespace d = ayf::nn::detail;
@@ -33,7 +34,9 @@ static_assert(std::is_trivially_copyable_v<d::fast_divisor> && std::is_trivially
               std::is_trivially_copyable_v<d::sample_channel_map> && std::is_trivially_copyable_v<d::pixel_sum_map> &&
               std::is_trivially_copyable_v<d::scaled_value> && std::is_trivially_copyable_v<d::scaled_square> &&
               std::is_trivially_copyable_v<d::scaled_product> && std::is_trivially_copyable_v<d::inverse_sqrt_plus> &&
-              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cos_times>);
+              std::is_trivially_copyable_v<d::sine> && std::is_trivially_copyable_v<d::cos_times> &&
+              std::is_trivially_copyable_v<d::heads_from_image_map> && std::is_trivially_copyable_v<d::image_from_heads_map> &&
+              std::is_trivially_copyable_v<d::exponential> && std::is_trivially_copyable_v<d::reciprocal>);
 
 B::tensor random(B::context& ctx, shape sh) {
   B::tensor t = B::make(ctx, sh);
@@ -132,7 +135,7 @@ TEST_CASE("conv2d equals a direct convolution loop and its JVP and backward matc
   INFO("kernel " << kernel);
 
   B::tensor y;
-  conv.forward(ctx, params, x, y, ws);
+  conv.forward(ctx, params, x, y, none, ws, batch);
   REQUIRE(B::shape_of(y) == shape(batch, in.height * in.width * cout));
   const auto& block_w = params.layout[conv.weight_block()];
   const auto& block_b = params.layout[conv.bias_block()];
@@ -164,17 +167,17 @@ TEST_CASE("conv2d equals a direct convolution loop and its JVP and backward matc
   layer_functions f;
   f.forward = [&](const B::tensor& input) {
     B::tensor o;
-    conv.forward(ctx, params, input, o, ws);
+    conv.forward(ctx, params, input, o, none, ws, static_cast<std::size_t>(input.rows()));
     return o;
   };
   f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
     B::tensor o;
-    conv.forward(ctx, params, stack(input, tangent), o, ws, static_cast<std::size_t>(input.rows()));
+    conv.forward(ctx, params, stack(input, tangent), o, none, ws, static_cast<std::size_t>(input.rows()));
     return o;
   };
   f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
     B::tensor g;
-    conv.backward(ctx, params, input, grad_y, &g, ws);
+    conv.backward(ctx, params, input, none, grad_y, &g, ws, ayf::nn::gradient_mode::both);
     return g;
   };
   check_jvp(ctx, f, x, 1e-8);
@@ -187,9 +190,9 @@ TEST_CASE("conv2d equals a direct convolution loop and its JVP and backward matc
 
   // accumulate = true adds to y.
   B::tensor twice = y;
-  conv.forward(ctx, params, x, twice, ws, batch, true);
+  conv.forward(ctx, params, x, twice, none, ws, batch, true);
   CHECK(max_abs_diff(twice, 2 * y) < 1e-12);
-  REQUIRE_THROWS_WITH(conv.forward(ctx, params, B::tensor(random(ctx, shape(batch, 7))), y, ws), Catch::Contains("'x'"));
+  REQUIRE_THROWS_WITH(conv.forward(ctx, params, B::tensor(random(ctx, shape(batch, 7))), y, none, ws, batch), Catch::Contains("'x'"));
   REQUIRE_THROWS_WITH(ayf::nn::conv2d<B>(layout, "even", in, cout, 2), Catch::Contains("'kernel'"));
 }
 
@@ -210,8 +213,8 @@ TEST_CASE("conv2d in float agrees with the double layer", "[nn][conv][cpu]") {
   ayf::nn::workspace<F> fws;
   B::tensor y;
   F::tensor fy;
-  conv.forward(ctx, params, x, y, ws);
-  fconv.forward(fctx, fparams, F::tensor(x.cast<float>()), fy, fws);
+  conv.forward(ctx, params, x, y, none, ws, static_cast<std::size_t>(x.rows()));
+  fconv.forward(fctx, fparams, F::tensor(x.cast<float>()), fy, none, fws, static_cast<std::size_t>(x.rows()));
   CHECK(max_abs_diff(fy.cast<double>(), y) < 1e-5 * std::max(1.0, max_abs(y)));
 }
 
@@ -235,7 +238,7 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
 
   B::tensor y;
   ayf::nn::group_norm_state<B> st;
-  norm.forward(ctx, params, x, y, st, ws);
+  norm.forward(ctx, params, x, y, st, ws, static_cast<std::size_t>(x.rows()));
   const std::size_t cg = im.channels / groups;
   double worst = 0;
   for (std::size_t b = 0; b < batch; ++b)
@@ -265,7 +268,7 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   f.forward = [&](const B::tensor& input) {
     B::tensor o;
     ayf::nn::group_norm_state<B> s;
-    norm.forward(ctx, params, input, o, s, ws);
+    norm.forward(ctx, params, input, o, s, ws, static_cast<std::size_t>(input.rows()));
     return o;
   };
   f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
@@ -275,8 +278,8 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   };
   f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
     B::tensor o, g;
-    norm.forward(ctx, params, input, o, st, ws);
-    norm.backward(ctx, params, st, grad_y, g, ws);
+    norm.forward(ctx, params, input, o, st, ws, static_cast<std::size_t>(input.rows()));
+    norm.backward(ctx, params, input, st, grad_y, &g, ws, ayf::nn::gradient_mode::both);
     return g;
   };
   check_jvp(ctx, f, x, 1e-6);
@@ -289,7 +292,7 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   f.jvp_pass(x, dx);
   B::tensor g_stacked;
   params.zero_gradients(ctx);
-  norm.backward(ctx, params, st, w, g_stacked, ws);
+  norm.backward(ctx, params, x, st, w, &g_stacked, ws, ayf::nn::gradient_mode::both);
   CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
   CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
   REQUIRE_THROWS_WITH(ayf::nn::group_norm<B>(layout, "bad", im, 4), Catch::Contains("'groups'"));
@@ -304,10 +307,12 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
   const ayf::nn::avg_pool<B> pool(fine);
   REQUIRE(up.output() == fine);
   REQUIRE(pool.output() == coarse);
+  ayf::nn::parameter_set<B> none_params(ctx, ayf::nn::parameter_layout{});
+  ayf::nn::workspace<B> ws;
   const B::tensor xc = random(ctx, shape(batch, coarse.size())), xf = random(ctx, shape(batch, fine.size()));
   B::tensor upped, pooled;
-  up.forward(ctx, xc, upped);
-  pool.forward(ctx, xf, pooled);
+  up.forward(ctx, none_params, xc, upped, none, ws, 1);
+  pool.forward(ctx, none_params, xf, pooled, none, ws, 1);
   double worst_up = 0, worst_pool = 0;
   for (std::size_t b = 0; b < batch; ++b)
     for (std::size_t py = 0; py < fine.height; ++py)
@@ -329,23 +334,22 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
   // Adjoints: <A x, u> = <x, A^T u>.
   const B::tensor uf = random(ctx, shape(batch, fine.size())), uc = random(ctx, shape(batch, coarse.size()));
   B::tensor up_t, pool_t;
-  up.backward(ctx, uf, up_t);
-  pool.backward(ctx, uc, pool_t);
+  up.backward(ctx, none_params, xc, none, uf, &up_t, ws, ayf::nn::gradient_mode::both);
+  pool.backward(ctx, none_params, xf, none, uc, &pool_t, ws, ayf::nn::gradient_mode::both);
   CHECK(upped.cwiseProduct(uf).sum() == Approx(xc.cwiseProduct(up_t).sum()).epsilon(1e-12));
   CHECK(pooled.cwiseProduct(uc).sum() == Approx(xf.cwiseProduct(pool_t).sum()).epsilon(1e-12));
   // Stacked rows: the same map on both halves (the JVP of a linear layer).
   B::tensor stacked;
-  up.forward(ctx, stack(xc, 2 * xc), stacked);
+  up.forward(ctx, none_params, stack(xc, 2 * xc), stacked, none, ws, 1);
   CHECK(max_abs_diff(stacked, stack(upped, 2 * upped)) == 0.0);
-  pool.forward(ctx, stack(xf, uf), stacked);
+  pool.forward(ctx, none_params, stack(xf, uf), stacked, none, ws, 1);
   B::tensor pooled_u;
-  pool.forward(ctx, uf, pooled_u);
+  pool.forward(ctx, none_params, uf, pooled_u, none, ws, 1);
   CHECK(max_abs_diff(stacked, stack(pooled, pooled_u)) == 0.0);
   REQUIRE_THROWS_WITH(ayf::nn::avg_pool<B>(image_shape{5, 4, 1}), Catch::Contains("'input'"));
 
   // Concatenation along channels and its split.
   const image_shape ia{3, 2, 2}, ib{3, 2, 3};
-  ayf::nn::workspace<B> ws;
   const ayf::nn::concat_channels<B> cat(ia, ib);
   const image_shape joined = cat.output();
   REQUIRE(joined == image_shape{3, 2, 5});

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
@@ -293,6 +294,94 @@ TEST_CASE("flow matching and AYF-EMD steps on a unet lower their objective on a 
     const double after = evaluate();
     INFO("AYF-EMD mean |g| before " << before << " after " << after);
     CHECK(after < 0.5 * before);
+  }
+}
+
+TEST_CASE("a unet with self-attention at 14x14 trains with flow matching and AYF-EMD", "[unet][train][attention][cpu]") {
+  B::context ctx(12);
+  ayf::nn::unet_config c;
+  c.height = c.width = 28;
+  c.base_channels = 8;
+  c.channel_multipliers = {1, 2};  // level 1 is 14x14
+  c.groups = 4;
+  c.embedding_channels = 16;
+  c.frequencies = 3;
+  c.attention_levels = {1};
+  c.attention_heads = 2;
+  c.seed = 5;
+  const std::size_t n = 4, d = c.dims();
+  // Data: a fixed smooth image (a diagonal ramp with a bright disc) for every sample.
+  B::tensor x0 = B::make(ctx, shape(n, d));
+  for (Eigen::Index i = 0; i < x0.rows(); ++i)
+    for (Eigen::Index j = 0; j < x0.cols(); ++j) {
+      const double y = static_cast<double>(j / 28) - 13.5, x = static_cast<double>(j % 28) - 13.5;
+      x0(i, j) = (x + y) / 27.0 + (x * x + y * y < 36 ? 0.8 : 0.0);
+    }
+  auto attention_weights = [](const model& m) {
+    double sum = 0;
+    for (const auto& b : m.parameters().layout.blocks())
+      if (b.name.find(".attention.proj.w") != std::string::npos)
+        sum += m.parameters().values.middleCols(static_cast<Eigen::Index>(b.offset), static_cast<Eigen::Index>(b.extent.size())).cwiseAbs().sum();
+    return sum;
+  };
+  ayf::nn::adam_config adam;
+  adam.learning_rate = 3e-3;
+
+  SECTION("flow matching") {
+    model teacher(ctx, c);
+    REQUIRE(attention_weights(teacher) == 0.0);  // every attention layer starts as the identity
+    ayf::flow_matching<B, model> objective;
+    ayf::nn::adam<B> optimizer(ctx, teacher.parameters(), adam);
+    auto evaluate = [&] {
+      B::context eval(97);
+      ayf::flow_matching<B, model> probe;
+      const double loss = probe.step(eval, teacher, x0, nullptr).loss;
+      teacher.parameters().zero_gradients(ctx);
+      return loss;
+    };
+    const double before = evaluate();
+    for (int step = 0; step < 30; ++step) {
+      teacher.parameters().zero_gradients(ctx);
+      objective.step(ctx, teacher, x0, nullptr);
+      optimizer.step(ctx, teacher.parameters());
+    }
+    const double after = evaluate();
+    INFO("flow matching loss before " << before << " after " << after);
+    CHECK(after < 0.7 * before);
+    CHECK(attention_weights(teacher) > 0.0);  // the attention layers were trained
+  }
+
+  SECTION("AYF-EMD") {
+    struct constant_velocity {
+      void operator()(B::context& cx, const B::tensor& x, const B::tensor&, const ayf::condition<B>&, B::tensor& out) {
+        B::resize(cx, out, B::shape_of(x));
+        B::fill(cx, out, 0.5);
+      }
+    } teacher;
+    ayf::nn::unet_config sc = c;
+    sc.embed_s = true;
+    model student(ctx, sc);
+    ayf::ayf_emd_config config;
+    config.warmup_iterations = 0;
+    ayf::ayf_emd<B, model> objective(config);
+    ayf::nn::adam<B> optimizer(ctx, student.parameters(), adam);
+    auto evaluate = [&] {
+      B::context eval(96);
+      ayf::ayf_emd<B, model> probe(config);
+      const double g = probe.step(eval, student, teacher, x0, nullptr, 0).tangent_norm;
+      student.parameters().zero_gradients(ctx);
+      return g;
+    };
+    const double before = evaluate();
+    for (int step = 0; step < 30; ++step) {
+      student.parameters().zero_gradients(ctx);
+      objective.step(ctx, student, teacher, x0, nullptr, step);
+      optimizer.step(ctx, student.parameters());
+    }
+    const double after = evaluate();
+    INFO("AYF-EMD mean |g| before " << before << " after " << after);
+    CHECK(after < 0.5 * before);
+    CHECK(attention_weights(student) > 0.0);
   }
 }
 

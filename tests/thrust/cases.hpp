@@ -16,11 +16,16 @@
 #include "ayf/core/backend.hpp"
 #include "ayf/flow_map/parametrization.hpp"
 #include "ayf/guidance/guidance.hpp"
+#include "ayf/nn/activation.hpp"
+#include "ayf/nn/attention.hpp"
 #include "ayf/nn/conv.hpp"
+#include "ayf/nn/embedding.hpp"
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/mlp.hpp"
 #include "ayf/nn/optimizer.hpp"
+#include "ayf/nn/linear.hpp"
 #include "ayf/nn/resample.hpp"
+#include "ayf/nn/residual_block.hpp"
 #include "ayf/nn/unet.hpp"
 #include "ayf/objectives/ayf_emd.hpp"
 #include "ayf/objectives/ayf_lmd.hpp"
@@ -67,7 +72,10 @@ inline const std::vector<case_info>& cases() {
       {"concat_channels", agreement::bitwise}, {"unet_forward", agreement::tolerance},
       {"unet_forward_jvp", agreement::tolerance}, {"unet_backward", agreement::tolerance},
       {"unet_from_teacher", agreement::tolerance}, {"unet_flow_matching_step", agreement::tolerance},
-      {"unet_ayf_emd_step", agreement::tolerance},
+      {"unet_ayf_emd_step", agreement::tolerance}, {"linear_layer", agreement::tolerance},
+      {"activation_layer", agreement::tolerance}, {"sinusoidal_embedding", agreement::tolerance},
+      {"conditioning_embedding", agreement::tolerance}, {"self_attention", agreement::tolerance},
+      {"residual_block", agreement::tolerance}, {"unet_attention_ayf_emd_step", agreement::tolerance},
   };
   return all;
 }
@@ -236,6 +244,27 @@ void gemm_case(recorder<B>& rec, transpose ta, transpose tb, std::size_t m, std:
   rec.add(out);
 }
 
+/// The outputs of a unary layer (ayf::nn::layer): forward on n rows, forward on stacked [x; dx], and
+/// backward (parameter and input gradients) after the stacked pass.
+template <class B, class Layer>
+void layer_case(typename B::context& ctx, recorder<B>& rec, const Layer& layer, ayf::nn::parameter_set<B> params,
+                std::size_t n, std::uint64_t seed) {
+  ayf::nn::workspace<B> ws;
+  typename Layer::state st{};
+  const auto stacked = input<B>(ctx, shape(2 * n, layer.input_size()), seed);
+  const auto x = top_rows<B>(ctx, stacked, n);
+  typename B::tensor y, grad_x;
+  layer.forward(ctx, params, x, y, st, ws, n);
+  rec.add(y);
+  layer.forward(ctx, params, stacked, y, st, ws, n);
+  rec.add(y);
+  params.zero_gradients(ctx);
+  layer.backward(ctx, params, stacked, st, input<B>(ctx, shape(n, layer.output_size()), seed + 1), &grad_x, ws,
+                 ayf::nn::gradient_mode::both);
+  rec.add(params.gradients);
+  rec.add(grad_x);
+}
+
 template <class B, class Model, class Objective, class Run>
 void objective_case(recorder<B>& rec, Model& student, Objective& objective, const Run& run) {
   student.parameters().zero_gradients(rec.ctx);
@@ -252,6 +281,7 @@ std::vector<double> run_case(std::string_view name) {
   using model = ayf::nn::mlp_flow_model<B>;
   typename B::context ctx(7);
   recorder<B> rec{ctx, {}};
+  ayf::nn::no_state none;
 
   if (name == "data_movement") {
     auto z = B::make(ctx, shape(3, 5));
@@ -492,6 +522,61 @@ std::vector<double> run_case(std::string_view name) {
     B::copy(ctx, x0, x);
     ayf::gamma_sample<B>(ctx, flow, x, ayf::time_grid::uniform(4), 0.5);
     rec.add(x);
+  } else if (name == "linear_layer") {
+    ayf::nn::parameter_layout layout;
+    const ayf::nn::linear<B> layer(layout, "fc", 5, 3);
+    layer_case(ctx, rec, layer, random_parameters<B>(ctx, layout, 50), 4, 1);
+  } else if (name == "activation_layer") {
+    layer_case(ctx, rec, ayf::nn::activation<B>(6), ayf::nn::parameter_set<B>(ctx, ayf::nn::parameter_layout{}), 4, 2);
+  } else if (name == "sinusoidal_embedding") {
+    layer_case(ctx, rec, ayf::nn::sinusoidal_embedding<B>(4, 0.5, 0.75), ayf::nn::parameter_set<B>(ctx, ayf::nn::parameter_layout{}),
+               5, 3);
+  } else if (name == "conditioning_embedding") {
+    ayf::nn::conditioning_config cc;
+    cc.width = 6;
+    cc.frequencies = 3;
+    cc.embed_s = cc.embed_lambda = true;
+    cc.classes = 3;
+    ayf::nn::parameter_layout layout;
+    const ayf::nn::conditioning_embedding<B> layer(layout, "c", cc);
+    auto params = random_parameters<B>(ctx, layout, 51);
+    const std::size_t n = 5;
+    const auto t = input<B>(ctx, shape::vector(n), 1, 0.0, 1.0), s = input<B>(ctx, shape::vector(n), 2, 0.0, 1.0),
+               lambda = input<B>(ctx, shape::vector(n), 3, 1.0, 3.0), dt = input<B>(ctx, shape::vector(n), 4),
+               ds = input<B>(ctx, shape::vector(n), 5), grad = input<B>(ctx, shape(n, 6), 6);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    ayf::nn::workspace<B> ws;
+    ayf::nn::conditioning_state<B> st;
+    typename B::tensor z;
+    layer.forward(ctx, params, t, s, ayf::condition<B>{&y, &lambda}, &dt, &ds, z, st, ws);
+    rec.add(z);
+    params.zero_gradients(ctx);
+    layer.backward(ctx, params, st, grad, ws);
+    rec.add(params.gradients);
+  } else if (name == "self_attention") {
+    for (const std::size_t heads : {std::size_t{1}, std::size_t{2}}) {
+      ayf::nn::parameter_layout layout;
+      const ayf::nn::self_attention<B> layer(layout, "a", ayf::nn::image_shape{3, 4, 4}, heads, 2);
+      layer_case(ctx, rec, layer, random_parameters<B>(ctx, layout, 52 + heads), 3, 4 + heads);
+    }
+  } else if (name == "residual_block") {
+    ayf::nn::parameter_layout layout;
+    const ayf::nn::residual_block<B> block(layout, "r", ayf::nn::image_shape{4, 3, 4}, 6, 5, 2, 1e-5);
+    auto params = random_parameters<B>(ctx, layout, 55);
+    const std::size_t n = 3;
+    const auto stacked = input<B>(ctx, shape(2 * n, block.input_size()), 1);
+    const auto embedding = input<B>(ctx, shape(2 * n, 5), 2);
+    const auto grad = input<B>(ctx, shape(n, block.output_size()), 3);
+    ayf::nn::workspace<B> ws;
+    ayf::nn::residual_block_state<B> st;
+    typename B::tensor y, grad_x, grad_e = B::make(ctx, shape(n, 5));
+    block.forward(ctx, params, stacked, embedding, y, st, ws, n);
+    rec.add(y);
+    params.zero_gradients(ctx);
+    block.backward(ctx, params, stacked, embedding, st, grad, &grad_x, &grad_e, ws, ayf::nn::gradient_mode::both);
+    rec.add(params.gradients);
+    rec.add(grad_x);
+    rec.add(grad_e);
   } else if (name == "conv2d_forward" || name == "conv2d_forward_jvp" || name == "conv2d_backward") {
     const ayf::nn::image_shape in{5, 4, 3};
     const std::size_t out_channels = 4, n = 3;
@@ -505,21 +590,21 @@ std::vector<double> run_case(std::string_view name) {
       const auto x = top_rows<B>(ctx, stacked, n);
       typename B::tensor y;
       if (name == "conv2d_forward") {
-        conv.forward(ctx, params, x, y, ws);
+        conv.forward(ctx, params, x, y, none, ws, n);
         rec.add(y);
-        conv.forward(ctx, params, x, y, ws, n, true);  // accumulate
+        conv.forward(ctx, params, x, y, none, ws, n, true);  // accumulate
         rec.add(y);
       } else if (name == "conv2d_forward_jvp") {
-        conv.forward(ctx, params, stacked, y, ws, n);  // the bias on the primal rows only
+        conv.forward(ctx, params, stacked, y, none, ws, n);  // the bias on the primal rows only
         rec.add(y);
       } else {
         const auto grad_y = input<B>(ctx, shape(n, in.pixels() * out_channels), 2);
         typename B::tensor grad_x;
         params.zero_gradients(ctx);
-        conv.backward(ctx, params, x, grad_y, &grad_x, ws);
+        conv.backward(ctx, params, x, none, grad_y, &grad_x, ws, ayf::nn::gradient_mode::both);
         rec.add(params.gradients);
         rec.add(grad_x);
-        conv.backward(ctx, params, stacked, grad_y, nullptr, ws);  // after a stacked pass, accumulating
+        conv.backward(ctx, params, stacked, none, grad_y, nullptr, ws, ayf::nn::gradient_mode::both);  // after a stacked pass, accumulating
         rec.add(params.gradients);
       }
     }
@@ -536,7 +621,7 @@ std::vector<double> run_case(std::string_view name) {
       const auto x = top_rows<B>(ctx, stacked, n);
       typename B::tensor y;
       if (name == "group_norm_forward") {
-        norm.forward(ctx, params, x, y, st, ws);
+        norm.forward(ctx, params, x, y, st, ws, n);
         rec.add(y);
         rec.add(st.xhat);
         rec.add(st.rstd);
@@ -547,12 +632,12 @@ std::vector<double> run_case(std::string_view name) {
         const auto grad_y = input<B>(ctx, shape(n, im.size()), 2);
         typename B::tensor grad_x;
         params.zero_gradients(ctx);
-        norm.forward(ctx, params, x, y, st, ws);
-        norm.backward(ctx, params, st, grad_y, grad_x, ws);
+        norm.forward(ctx, params, x, y, st, ws, n);
+        norm.backward(ctx, params, x, st, grad_y, &grad_x, ws, ayf::nn::gradient_mode::both);
         rec.add(params.gradients);
         rec.add(grad_x);
         norm.forward(ctx, params, stacked, y, st, ws, n);  // backward after a stacked pass
-        norm.backward(ctx, params, st, grad_y, grad_x, ws);
+        norm.backward(ctx, params, stacked, st, grad_y, &grad_x, ws, ayf::nn::gradient_mode::both);
         rec.add(params.gradients);
         rec.add(grad_x);
       }
@@ -561,21 +646,26 @@ std::vector<double> run_case(std::string_view name) {
     const ayf::nn::image_shape coarse{3, 2, 3}, fine{6, 4, 3};
     const std::size_t n = 2;
     typename B::tensor y, grad_x;
+    ayf::nn::parameter_set<B> params(ctx, ayf::nn::parameter_layout{});
+    ayf::nn::workspace<B> ws;
+    constexpr auto both = ayf::nn::gradient_mode::both;
     if (name == "upsample_nearest") {
       const ayf::nn::upsample_nearest<B> up(coarse);
-      up.forward(ctx, input<B>(ctx, shape(n, coarse.size()), 1), y);
+      const auto x = input<B>(ctx, shape(n, coarse.size()), 1);
+      up.forward(ctx, params, x, y, none, ws, n);
       rec.add(y);
-      up.forward(ctx, input<B>(ctx, shape(2 * n, coarse.size()), 2), y);  // stacked rows
+      up.forward(ctx, params, input<B>(ctx, shape(2 * n, coarse.size()), 2), y, none, ws, n);  // stacked rows
       rec.add(y);
-      up.backward(ctx, input<B>(ctx, shape(n, fine.size()), 3), grad_x);
+      up.backward(ctx, params, x, none, input<B>(ctx, shape(n, fine.size()), 3), &grad_x, ws, both);
       rec.add(grad_x);
     } else {
       const ayf::nn::avg_pool<B> pool(fine);
-      pool.forward(ctx, input<B>(ctx, shape(n, fine.size()), 1), y);
+      const auto x = input<B>(ctx, shape(n, fine.size()), 1);
+      pool.forward(ctx, params, x, y, none, ws, n);
       rec.add(y);
-      pool.forward(ctx, input<B>(ctx, shape(2 * n, fine.size()), 2), y);
+      pool.forward(ctx, params, input<B>(ctx, shape(2 * n, fine.size()), 2), y, none, ws, n);
       rec.add(y);
-      pool.backward(ctx, input<B>(ctx, shape(n, coarse.size()), 3), grad_x);
+      pool.backward(ctx, params, x, none, input<B>(ctx, shape(n, coarse.size()), 3), &grad_x, ws, both);
       rec.add(grad_x);
     }
   } else if (name == "concat_channels") {
@@ -657,6 +747,25 @@ std::vector<double> run_case(std::string_view name) {
     config.warmup_iterations = 10;
     ayf::ayf_emd<B, unet> objective(config);
     objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, guided, x0, &y, 4.0); });
+    rec.add(objective.output_gradient());
+  } else if (name == "unet_attention_ayf_emd_step") {
+    using unet = ayf::nn::unet_flow_model<B>;
+    ayf::nn::unet_config c = unet_shape(true, 6);
+    c.attention_levels = {0, 1};
+    c.attention_heads = 2;
+    unet student(ctx, c);
+    ayf::nn::parameter_set<B>& p = student.parameters();
+    B::copy(ctx, random_parameters<B>(ctx, p.layout, 56, -0.5, 0.5).values, p.values);  // attention projections away from zero
+    ayf::nn::unet_config tc = unet_shape(false, 7);
+    tc.attention_levels = {1};
+    unet teacher(ctx, tc);
+    const std::size_t n = 4;
+    const auto x0 = input<B>(ctx, shape(n, student.config().dims()), 1, -2.0, 2.0);
+    const auto y = cycling_labels<B>(ctx, n, 3);
+    ayf::ayf_emd_config config;
+    config.warmup_iterations = 10;
+    ayf::ayf_emd<B, unet> objective(config);
+    objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, teacher, x0, &y, 4.0); });
     rec.add(objective.output_gradient());
   } else {
     throw std::invalid_argument("no conformance case named " + std::string(name));

@@ -275,6 +275,81 @@ struct host_backend {
     }
   }
 
+  // ---- TEMPORARY primitives (replaced by the primitives branch on merge) ----
+  template <class Y, class V>
+  static void broadcast_add(context&, Y&& y, double alpha, const V& v) {
+    const shape sy = shape_of(y), sv = shape_of(v);
+    scalar* o = data(y);
+    const scalar* pv = data(v);
+    if (sv.rows == 1) {
+      require(sv.cols > 0 && sy.cols % sv.cols == 0, "broadcast_add", "v", "a divisor row", sv);
+      for (std::size_t i = 0; i < sy.rows; ++i)
+        for (std::size_t j = 0; j < sy.cols; ++j) o[i * sy.cols + j] += static_cast<scalar>(alpha) * pv[j % sv.cols];
+    } else {
+      require_vector("broadcast_add", "v", sy.rows, sv);
+      for (std::size_t i = 0; i < sy.rows; ++i)
+        for (std::size_t j = 0; j < sy.cols; ++j) o[i * sy.cols + j] += static_cast<scalar>(alpha) * pv[i];
+    }
+  }
+  template <class Out, class In>
+  static void sum_columns(context&, Out&& out, double beta, const In& in) {
+    const shape so = shape_of(out), si = shape_of(in);
+    require(so.rows == 1 && so.cols > 0 && si.cols % so.cols == 0, "sum_columns", "out", "[1, C]", so);
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    const std::size_t c = so.cols, runs = si.cols / c;
+    for (std::size_t j = 0; j < c; ++j) {
+      double acc = 0;
+      for (std::size_t i = 0; i < si.rows; ++i)
+        for (std::size_t q = 0; q < runs; ++q) acc += static_cast<double>(x[i * si.cols + q * c + j]);
+      o[j] = static_cast<scalar>((beta == 0 ? 0.0 : beta * static_cast<double>(o[j])) + acc);
+    }
+  }
+  template <class Out, class In>
+  static void max_rows(context& ctx, Out&& out, const In& in) {
+    const shape si = shape_of(in);
+    resize(ctx, out, shape(si.rows, 1));
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    for (std::size_t i = 0; i < si.rows; ++i) o[i] = *std::max_element(x + i * si.cols, x + (i + 1) * si.cols);
+  }
+  template <class Out, class T, class I>
+  static void gather_rows(context& ctx, Out&& out, const T& table, const I& index) {
+    const shape st = shape_of(table), si = shape_of(index);
+    resize(ctx, out, shape(si.rows, st.cols));
+    scalar* o = data(out);
+    for (std::size_t i = 0; i < si.rows; ++i) {
+      const double k = static_cast<double>(data(index)[i]);
+      require(k < static_cast<double>(st.rows), "gather_rows", "index", "a row of the table", k);
+      for (std::size_t j = 0; j < st.cols; ++j)
+        o[i * st.cols + j] = k < 0 ? scalar(0) : data(table)[static_cast<std::size_t>(k) * st.cols + j];
+    }
+  }
+  template <class T, class I, class In>
+  static void scatter_add_rows(context&, T&& table, const I& index, const In& in) {
+    const shape st = shape_of(table), si = shape_of(index);
+    scalar* o = data(table);
+    for (std::size_t i = 0; i < si.rows; ++i) {
+      const double k = static_cast<double>(data(index)[i]);
+      require(k < static_cast<double>(st.rows), "scatter_add_rows", "index", "a row of the table", k);
+      if (k < 0) continue;
+      for (std::size_t j = 0; j < st.cols; ++j) o[static_cast<std::size_t>(k) * st.cols + j] += data(in)[i * st.cols + j];
+    }
+  }
+  template <class A, class Bm, class C>
+  static void gemm_batched(context& ctx, transpose op_a, transpose op_b, scalar alpha, const A& a, const Bm& b,
+                           scalar beta, C&& c, std::size_t batch) {
+    const shape sa = shape_of(a), sb = shape_of(b);
+    const shape ma(sa.rows / batch, sa.cols), mb(sb.rows / batch, sb.cols);
+    const std::size_t m = op_a == transpose::yes ? ma.cols : ma.rows, n = op_b == transpose::yes ? mb.rows : mb.cols;
+    if (beta == scalar(0)) resize(ctx, c, shape(batch * m, n));
+    for (std::size_t k = 0; k < batch; ++k) {
+      const_view ak{data(a) + k * ma.size(), ma}, bk{data(b) + k * mb.size(), mb};
+      view ck{data(c) + k * m * n, shape(m, n)};
+      gemm(ctx, op_a, op_b, alpha, ak, bk, beta, ck);
+    }
+  }
+
 private:
   template <class X>
   static constexpr bool is_operand = std::is_same_v<X, tensor> || std::is_same_v<X, view> ||

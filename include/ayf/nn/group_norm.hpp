@@ -70,10 +70,6 @@ struct inverse_sqrt_plus {
     return T(1) / sqrt(var + T(eps));
   }
 };
-struct product {
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T x, T y) const { return x * y; }
-};
 
 }  // namespace detail
 
@@ -109,6 +105,8 @@ public:
 
   [[nodiscard]] const image_shape& image() const { return m_image; }
   [[nodiscard]] std::size_t groups() const { return m_groups; }
+  [[nodiscard]] std::size_t input_size() const { return m_image.size(); }
+  [[nodiscard]] std::size_t output_size() const { return m_image.size(); }
   [[nodiscard]] std::size_t gamma_block() const { return m_gamma; }
   [[nodiscard]] std::size_t beta_block() const { return m_beta; }
 
@@ -125,14 +123,13 @@ public:
     const std::size_t rows = B::shape_of(x).rows, n = primal_rows, pc = m_image.size();
     require_shape("group_norm::forward", "x", shape(rows, pc), B::shape_of(x));
     require(rows == n || rows == 2 * n, "group_norm::forward", "primal_rows", "the rows of x or half of them", n);
-    const std::size_t g = m_groups, m = pc / g, p = m_image.pixels(), c = m_image.channels;
+    const std::size_t g = m_groups, m = pc / g, c = m_image.channels;
     st.batch = n;
     // xhat = (x - mu) rstd in group rows: mu = mean, var = mean (x - mu)^2.
     B::gather(ctx, st.xhat, shape(n * g, m), x, to_group(0), run());
     auto mean = detail::scratch<B>(ctx, ws.rows_a, shape(n * g, 1));
     B::reduce_rows(ctx, mean, detail::scaled_value{-1.0 / static_cast<double>(m)}, st.xhat);
-    B::gemm(ctx, transpose::no, transpose::no, scalar(1), mean, detail::ones<B>(ctx, ws, shape(1, m)), scalar(1),
-            st.xhat);
+    B::broadcast_add(ctx, st.xhat, 1.0, mean);
     B::reduce_rows(ctx, st.rstd, detail::scaled_square{1.0 / static_cast<double>(m)}, st.xhat);
     B::transform(ctx, st.rstd, detail::inverse_sqrt_plus{m_eps}, st.rstd);
     B::scale_sum_rows(ctx, st.xhat, st.rstd, st.xhat);
@@ -150,30 +147,23 @@ public:
     B::gather(ctx, gamma, shape(rows, pc), params.value(ctx, m_gamma),
               detail::channel_broadcast_map{}, static_cast<std::int64_t>(c));
     B::transform(ctx, y, detail::product{}, y, gamma);
-    B::gemm(ctx, transpose::no, transpose::no, scalar(1), detail::ones<B>(ctx, ws, shape(n * p, 1)),
-            params.value(ctx, m_beta), scalar(1), B::slice(ctx, y, 0, shape(n * p, c)));
-  }
-
-  void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st,
-               workspace<B>& ws) const {
-    forward(ctx, params, x, y, st, ws, B::shape_of(x).rows);
+    B::broadcast_add(ctx, detail::rows_of<B>(ctx, y, 0, n), 1.0, params.value(ctx, m_beta));
   }
 
   /// Given dL/dy ([n, H*W*C]): dgamma += sum dy xhat, dbeta += sum dy (per channel), and
   /// grad_x = J^T (gamma dy) = J (gamma dy) (J is symmetric).
-  void backward(context& ctx, parameter_set<B>& params, const state& st, const tensor& grad_y, tensor& grad_x,
-                workspace<B>& ws) const {
-    const std::size_t n = st.batch, pc = m_image.size(), g = m_groups, m = pc / g, p = m_image.pixels(),
-                      c = m_image.channels;
+  void backward(context& ctx, parameter_set<B>& params, const tensor& /*x*/, const state& st, const tensor& grad_y,
+                tensor* grad_x, workspace<B>& ws, gradient_mode mode) const {
+    const std::size_t n = st.batch, pc = m_image.size(), g = m_groups, m = pc / g, c = m_image.channels;
     require_shape("group_norm::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
-    auto xhat = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
-    B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image(), run());
-    B::transform(ctx, detail::scratch<B>(ctx, ws.image_b, shape(n, pc)), detail::product{}, grad_y, xhat);
-    auto ones = detail::ones<B>(ctx, ws, shape(n * p, 1));
-    B::gemm(ctx, transpose::yes, transpose::no, scalar(1), ones, B::slice(ctx, ws.image_b, 0, shape(n * p, c)),
-            scalar(1), params.gradient(ctx, m_gamma));
-    B::gemm(ctx, transpose::yes, transpose::no, scalar(1), ones, B::slice(ctx, grad_y, 0, shape(n * p, c)),
-            scalar(1), params.gradient(ctx, m_beta));
+    if (wants_parameters(mode)) {
+      auto xhat = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
+      B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image(), run());
+      B::transform(ctx, xhat, detail::product{}, grad_y, xhat);
+      B::sum_columns(ctx, params.gradient(ctx, m_gamma), 1.0, xhat);
+      B::sum_columns(ctx, params.gradient(ctx, m_beta), 1.0, grad_y);
+    }
+    if (!wants_inputs(mode) || grad_x == nullptr) return;
     // gamma dy in the image layout, then in group rows, projected, and back.
     auto scaled = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
     B::gather(ctx, scaled, shape(n, pc), params.value(ctx, m_gamma),
@@ -182,7 +172,7 @@ public:
     auto v = detail::scratch<B>(ctx, ws.image_b, shape(n * g, m));
     B::gather(ctx, v, shape(n * g, m), scaled, to_group(0), run());
     project(ctx, st, v, ws);
-    B::gather(ctx, grad_x, shape(n, pc), v, to_image(), run());
+    B::gather(ctx, *grad_x, shape(n, pc), v, to_image(), run());
   }
 
 private:
@@ -195,7 +185,7 @@ private:
     B::reduce_rows(ctx, mean, detail::scaled_value{-inv_m}, v);
     B::reduce_rows(ctx, moment, detail::scaled_product{-inv_m}, v, st.xhat);
     B::scale_sum_rows(ctx, v, 1.0, v, moment, st.xhat);
-    B::gemm(ctx, transpose::no, transpose::no, scalar(1), mean, detail::ones<B>(ctx, ws, shape(1, m)), scalar(1), v);
+    B::broadcast_add(ctx, v, 1.0, mean);
     B::scale_sum_rows(ctx, v, st.rstd, v);
   }
 

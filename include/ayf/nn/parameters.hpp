@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ayf/core/backend.hpp"
@@ -30,6 +31,12 @@ public:
   [[nodiscard]] std::size_t size() const { return m_size; }
   [[nodiscard]] const std::vector<parameter_block>& blocks() const { return m_blocks; }
   [[nodiscard]] const parameter_block& operator[](std::size_t k) const { return m_blocks[k]; }
+  /// The block named `name`, or null.
+  [[nodiscard]] const parameter_block* find(std::string_view name) const {
+    for (const auto& b : m_blocks)
+      if (b.name == name) return &b;
+    return nullptr;
+  }
 
 private:
   std::vector<parameter_block> m_blocks;
@@ -56,5 +63,17 @@ struct parameter_set {
   void zero_gradients(typename B::context& ctx) { B::fill(ctx, gradients, typename B::scalar(0)); }
   [[nodiscard]] std::size_t size() const { return layout.size(); }
 };
+
+/// Copies every block of `from` into the block of `to` with the same name (and shape); blocks of
+/// `to` that `from` lacks keep their values.
+template <backend B>
+void copy_blocks_by_name(typename B::context& ctx, const parameter_set<B>& from, parameter_set<B>& to) {
+  for (const parameter_block& src : from.layout.blocks()) {
+    const parameter_block* dst = to.layout.find(src.name);
+    require(dst != nullptr, "copy_blocks_by_name", "to", ayf::detail::concat("a block named '", src.name, "'"), "none");
+    require_shape("copy_blocks_by_name", src.name.c_str(), src.extent, dst->extent);
+    B::copy(ctx, B::slice(ctx, from.values, src.offset, src.extent), B::slice(ctx, to.values, dst->offset, dst->extent));
+  }
+}
 
 }  // namespace ayf::nn

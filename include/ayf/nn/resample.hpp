@@ -74,20 +74,30 @@ public:
   explicit upsample_nearest(image_shape input) : m_in(input) {
     require(input.size() >= 1, "upsample_nearest", "input", "a non-empty image", input.size());
   }
+  using state = no_state;
   [[nodiscard]] const image_shape& input() const { return m_in; }
   [[nodiscard]] image_shape output() const { return {2 * m_in.height, 2 * m_in.width, m_in.channels}; }
+  [[nodiscard]] std::size_t input_size() const { return m_in.size(); }
+  [[nodiscard]] std::size_t output_size() const { return output().size(); }
+  void initialise(typename B::context& /*ctx*/, parameter_set<B>& /*params*/) const {}
 
-  /// x: [R, H*W*C] (any rows, stacked tangents included); y: [R, 4*H*W*C].
-  void forward(typename B::context& ctx, const typename B::tensor& x, typename B::tensor& y) const {
+  /// x: [R, H*W*C] (any rows, stacked tangents included: the map is linear); y: [R, 4*H*W*C].
+  template <class Params>
+  void forward(typename B::context& ctx, Params& /*params*/, const typename B::tensor& x, typename B::tensor& y,
+               state& /*st*/, workspace<B>& /*ws*/, std::size_t /*n*/) const {
     const std::size_t rows = B::shape_of(x).rows;
     require_shape("upsample_nearest::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
     B::gather(ctx, y, shape(rows, output().size()), x, map(), channels());
   }
   /// grad_y: [n, 4*H*W*C] -> grad_x: [n, H*W*C].
-  void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
+  template <class Params>
+  void backward(typename B::context& ctx, Params& /*params*/, const typename B::tensor& /*x*/, const state& /*st*/,
+                const typename B::tensor& grad_y, typename B::tensor* grad_x, workspace<B>& /*ws*/,
+                gradient_mode mode) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("upsample_nearest::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
-    B::gather_sum(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w), 4, channels());
+    if (!wants_inputs(mode) || grad_x == nullptr) return;
+    B::gather_sum(ctx, *grad_x, shape(n, m_in.size()), grad_y, detail::block_sum_map(map().h, map().w), 4, channels());
   }
 
 private:
@@ -108,22 +118,32 @@ public:
     require(input.size() >= 1 && input.height % 2 == 0 && input.width % 2 == 0, "avg_pool", "input",
             "an image of even height and width", ayf::detail::concat(input.height, "x", input.width));
   }
+  using state = no_state;
   [[nodiscard]] const image_shape& input() const { return m_in; }
   [[nodiscard]] image_shape output() const { return {m_in.height / 2, m_in.width / 2, m_in.channels}; }
+  [[nodiscard]] std::size_t input_size() const { return m_in.size(); }
+  [[nodiscard]] std::size_t output_size() const { return output().size(); }
+  void initialise(typename B::context& /*ctx*/, parameter_set<B>& /*params*/) const {}
 
-  void forward(typename B::context& ctx, const typename B::tensor& x, typename B::tensor& y) const {
+  template <class Params>
+  void forward(typename B::context& ctx, Params& /*params*/, const typename B::tensor& x, typename B::tensor& y,
+               state& /*st*/, workspace<B>& /*ws*/, std::size_t /*n*/) const {
     const std::size_t rows = B::shape_of(x).rows;
     require_shape("avg_pool::forward", "x", shape(rows, m_in.size()), B::shape_of(x));
     const auto [h, w, c] = coarse();
     B::gather_sum(ctx, y, shape(rows, output().size()), x, detail::block_sum_map(h, w), 4, c);
     B::scale_sum_rows(ctx, y, 0.25, y);
   }
-  void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_x) const {
+  template <class Params>
+  void backward(typename B::context& ctx, Params& /*params*/, const typename B::tensor& /*x*/, const state& /*st*/,
+                const typename B::tensor& grad_y, typename B::tensor* grad_x, workspace<B>& /*ws*/,
+                gradient_mode mode) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("avg_pool::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
+    if (!wants_inputs(mode) || grad_x == nullptr) return;
     const auto [h, w, c] = coarse();
-    B::gather(ctx, grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w), c);
-    B::scale_sum_rows(ctx, grad_x, 0.25, grad_x);
+    B::gather(ctx, *grad_x, shape(n, m_in.size()), grad_y, detail::nearest_up_map(h, w), c);
+    B::scale_sum_rows(ctx, *grad_x, 0.25, *grad_x);
   }
 
 private:
