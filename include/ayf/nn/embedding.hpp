@@ -125,6 +125,21 @@ struct conditioning_config {
   std::size_t classes = 0;          ///< 0: unconditional; labels in [0, classes), null_class = -1 gives 0
 };
 
+/// The conditioning of a model config (mlp_config, unet_config: the same field names) at width E.
+template <class Config>
+conditioning_config conditioning_of(const Config& c, std::size_t width) {
+  conditioning_config cc;
+  cc.width = width;
+  cc.frequencies = c.frequencies;
+  cc.frequency_scale = c.frequency_scale;
+  cc.embed_s = c.embed_s;
+  cc.embed_lambda = c.embed_lambda;
+  cc.lambda_scale = c.lambda_scale;
+  cc.default_lambda = c.default_lambda;
+  cc.classes = c.classes;
+  return cc;
+}
+
 /// What backward needs: the sinusoidal features (stacked for t and s) and the labels.
 template <backend B>
 struct conditioning_state {

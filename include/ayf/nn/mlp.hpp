@@ -14,6 +14,7 @@
 #include "ayf/core/model.hpp"
 #include "ayf/nn/activation.hpp"
 #include "ayf/nn/embedding.hpp"
+#include "ayf/nn/flow_model.hpp"
 #include "ayf/nn/linear.hpp"
 #include "ayf/nn/parameters.hpp"
 
@@ -49,65 +50,25 @@ struct mlp_activations {
 };
 
 template <backend B>
-class mlp_flow_model {
-public:
-  using tensor = typename B::tensor;
-  using context = typename B::context;
-  using scalar = typename B::scalar;
-  using activations = mlp_activations<B>;
+class mlp_flow_model : public flow_model<mlp_flow_model<B>, B, mlp_config, mlp_activations<B>> {
+  using base = flow_model<mlp_flow_model<B>, B, mlp_config, mlp_activations<B>>;
+  friend base;
 
-  mlp_flow_model(context& ctx, const mlp_config& config) : m_config(validated(config)), m_params(ctx, build()) {
+public:
+  using typename base::activations, typename base::context, typename base::scalar, typename base::tensor;
+  static constexpr const char* name = "mlp_flow_model";
+
+  /// The MLP of `config` (checked), initialised from config.seed: weights N(0, 1 / fan_in), the
+  /// residual blocks' scaled by 1 / sqrt(blocks), biases and the s and lambda weights 0.
+  mlp_flow_model(context& ctx, const mlp_config& config) : base(validated(config)), m_params(ctx, build()) {
     initialise(ctx);
   }
 
-  /// A student that starts as exactly its teacher's Euler step: every block of the teacher is copied
-  /// into the student's block of the same name; the s and lambda weights are zero (spec §2).
-  static mlp_flow_model from_teacher(context& ctx, const mlp_flow_model& teacher, mlp_config student) {
-    const mlp_config& t = teacher.config();
-    require(student.dims == t.dims && student.width == t.width && student.blocks == t.blocks &&
-                student.frequencies == t.frequencies && student.frequency_scale == t.frequency_scale &&
-                student.classes == t.classes,
-            "mlp_flow_model::from_teacher", "student", "the teacher's dims, width, blocks, frequencies and classes",
-            "a different architecture");
-    require(!t.embed_s && !t.embed_lambda, "mlp_flow_model::from_teacher", "teacher",
-            "a velocity model (no s or lambda inputs)", "a model with s or lambda inputs");
-    mlp_flow_model out(ctx, student);
-    B::fill(ctx, out.m_params.values, scalar(0));
-    copy_blocks_by_name<B>(ctx, teacher.m_params, out.m_params);
-    return out;
-  }
 
-  [[nodiscard]] const mlp_config& config() const { return m_config; }
-  parameter_set<B>& parameters() { return m_params; }
-  const parameter_set<B>& parameters() const { return m_params; }
-
-  /// out = F(x, t, s). x, out: [B, D]; t, s: [B, 1]; cond.labels / cond.guidance: [B, 1] or null.
-  void forward(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-               tensor& out) {
-    forward(ctx, x, t, s, cond, out, m_scratch);
-  }
-
-  /// forward, keeping the activations in `saved` for backward.
-  void forward(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-               tensor& out, activations& saved) {
-    run(ctx, x, t, s, cond, nullptr, nullptr, nullptr, saved);
-    B::copy(ctx, saved.output, out);
-  }
-
-  /// Velocity-field call (teachers): out = F(x, t, t).
-  void operator()(context& ctx, const tensor& x, const tensor& t, const condition<B>& cond, tensor& out) {
-    forward(ctx, x, t, t, cond, out, m_scratch);
-  }
-
-  /// Primal and tangent in one pass: out = F(x, t, s), dout = dF[dx, dt, ds] (lambda and labels
-  /// held fixed). dx: [B, D]; dt, ds: [B, 1]. Saves the primal activations for backward.
-  void forward_jvp(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-                   const tensor& dx, const tensor& dt, const tensor& ds, tensor& out, tensor& dout,
-                   activations& saved) {
-    run(ctx, x, t, s, cond, &dx, &dt, &ds, saved);
-    const std::size_t n = saved.batch;
-    B::copy(ctx, detail::rows_of<B>(ctx, std::as_const(saved.output), 0, n), out);
-    B::copy(ctx, detail::rows_of<B>(ctx, std::as_const(saved.output), n, n), dout);
+  /// Two configs that differ at most in embed_s, embed_lambda and the lambda embedding.
+  static bool same_architecture(const mlp_config& a, const mlp_config& b) {
+    return a.dims == b.dims && a.width == b.width && a.blocks == b.blocks && a.frequencies == b.frequencies &&
+           a.frequency_scale == b.frequency_scale && a.classes == b.classes;
   }
 
   /// Accumulates dL/dtheta into parameters().gradients, given dL/dF ([B, D]) at the pass that
@@ -147,25 +108,15 @@ private:
   parameter_layout build() {
     const mlp_config& c = m_config;
     parameter_layout layout;
-    conditioning_config cc;
-    cc.width = c.width;
-    cc.frequencies = c.frequencies;
-    cc.frequency_scale = c.frequency_scale;
-    cc.embed_s = c.embed_s;
-    cc.embed_lambda = c.embed_lambda;
-    cc.lambda_scale = c.lambda_scale;
-    cc.default_lambda = c.default_lambda;
-    cc.classes = c.classes;
     m_input = linear<B>(layout, "in.x", c.dims, c.width, false);
-    m_conditioning = conditioning_embedding<B>(layout, "in", cc);
+    m_conditioning = conditioning_embedding<B>(layout, "in", conditioning_of(c, c.width));
     for (std::size_t l = 0; l < c.blocks; ++l) m_blocks.emplace_back(layout, "block" + std::to_string(l), c.width, c.width);
     m_out = linear<B>(layout, "out", c.width, c.dims);
     m_silu = activation<B>(c.width);
     return layout;
   }
 
-  /// Weights N(0, 1 / fan_in) (residual blocks scaled by 1 / sqrt(blocks)), biases 0, s and lambda
-  /// weights 0 (so a fresh student ignores s and lambda until trained).
+  /// The initial values (a fresh student ignores s and lambda until trained).
   void initialise(context& model_ctx) {
     context ctx(m_config.seed);
     B::fill(model_ctx, m_params.values, scalar(0));
@@ -179,20 +130,11 @@ private:
   /// The shared pass. Without tangents: rows = B; with them: every activation is [2B, .].
   void run(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
            const tensor* dx, const tensor* dt, const tensor* ds, activations& act) {
-    const shape sx = B::shape_of(x);
-    const std::size_t n = sx.rows, d = m_config.dims;
-    const bool jvp = dx != nullptr;
-    require_shape("mlp_flow_model", "x", shape(n, d), sx);
-    if (jvp) require_shape("mlp_flow_model::forward_jvp", "dx", sx, B::shape_of(*dx));
-    const std::size_t rows = jvp ? 2 * n : n;
-    act.batch = n;
-    act.stacked = jvp;
+    this->stack_input(ctx, x, dx, m_config.dims, act.input, act);
+    const std::size_t n = act.batch;
     no_state none;
 
-    // Inputs, stacked [x; dx]; z_0 = x W_x + conditioning(t, s, lambda, y).
-    B::resize(ctx, act.input, shape(rows, d));
-    B::copy(ctx, x, detail::rows_of<B>(ctx, act.input, 0, n));
-    if (jvp) B::copy(ctx, *dx, detail::rows_of<B>(ctx, act.input, n, n));
+    // z_0 = x W_x + conditioning(t, s, lambda, y).
     m_conditioning.forward(ctx, m_params, t, s, cond, dt, ds, act.conditioned, act.conditioning, m_ws);
     act.z.resize(m_config.blocks + 1);
     act.a.resize(m_config.blocks + 1);
@@ -209,7 +151,9 @@ private:
     m_out.forward(ctx, m_params, act.a[m_config.blocks], act.output, none, m_ws, n);
   }
 
-  mlp_config m_config;
+  static const tensor& output(const activations& act) { return act.output; }
+
+  using base::m_config;
   linear<B> m_input{};
   conditioning_embedding<B> m_conditioning{};
   std::vector<linear<B>> m_blocks;
@@ -217,7 +161,6 @@ private:
   activation<B> m_silu{};
   parameter_set<B> m_params;
   workspace<B> m_ws{};
-  activations m_scratch{};
   tensor m_grad_a{}, m_grad_z{};
 };
 

@@ -17,6 +17,7 @@
 #include "ayf/nn/attention.hpp"
 #include "ayf/nn/conv.hpp"
 #include "ayf/nn/embedding.hpp"
+#include "ayf/nn/flow_model.hpp"
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/linear.hpp"
 #include "ayf/nn/parameters.hpp"
@@ -79,71 +80,29 @@ struct unet_activations {
 };
 
 template <backend B>
-class unet_flow_model {
-public:
-  using tensor = typename B::tensor;
-  using context = typename B::context;
-  using scalar = typename B::scalar;
-  using activations = unet_activations<B>;
+class unet_flow_model : public flow_model<unet_flow_model<B>, B, unet_config, unet_activations<B>> {
+  using base = flow_model<unet_flow_model<B>, B, unet_config, unet_activations<B>>;
 
-  unet_flow_model(context& ctx, const unet_config& config) : m_config(validated(config)), m_params(ctx, build()) {
+public:
+  using typename base::activations, typename base::context, typename base::scalar, typename base::tensor;
+
+  /// The U-Net of `config` (checked), its plan of layers built and initialised from config.seed
+  /// (see initialise).
+  unet_flow_model(context& ctx, const unet_config& config) : base(validated(config)), m_params(ctx, build()) {
     initialise(ctx);
   }
-
-  /// A student that starts as exactly its teacher's Euler step: every block of the teacher is copied
-  /// into the student's block of the same name; the s and lambda weights are zero (spec §2).
-  static unet_flow_model from_teacher(context& ctx, const unet_flow_model& teacher, unet_config student) {
-    const unet_config& t = teacher.config();
-    require(student.height == t.height && student.width == t.width && student.channels == t.channels &&
-                student.base_channels == t.base_channels && student.channel_multipliers == t.channel_multipliers &&
-                student.blocks_per_level == t.blocks_per_level && student.groups == t.groups &&
-                student.norm_eps == t.norm_eps && student.embedding() == t.embedding() &&
-                student.frequencies == t.frequencies && student.frequency_scale == t.frequency_scale &&
-                student.classes == t.classes && student.attention_levels == t.attention_levels &&
-                student.attention_heads == t.attention_heads,
-            "unet_flow_model::from_teacher", "student", "the teacher's architecture (all but embed_s, embed_lambda)",
-            "a different architecture");
-    require(!t.embed_s && !t.embed_lambda, "unet_flow_model::from_teacher", "teacher",
-            "a velocity model (no s or lambda inputs)", "a model with s or lambda inputs");
-    unet_flow_model out(ctx, student);
-    B::fill(ctx, out.m_params.values, scalar(0));
-    copy_blocks_by_name<B>(ctx, teacher.m_params, out.m_params);
-    return out;
-  }
-
-  [[nodiscard]] const unet_config& config() const { return m_config; }
-  parameter_set<B>& parameters() { return m_params; }
-  const parameter_set<B>& parameters() const { return m_params; }
   /// The number of parameters.
   [[nodiscard]] std::size_t size() const { return m_params.size(); }
+  static constexpr const char* name = "unet_flow_model";
 
-  /// out = F(x, t, s). x, out: [B, H*W*C]; t, s: [B, 1]; cond.labels / cond.guidance: [B, 1] or null.
-  void forward(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-               tensor& out) {
-    forward(ctx, x, t, s, cond, out, m_scratch);
-  }
-
-  /// forward, keeping the activations in `saved` for backward.
-  void forward(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-               tensor& out, activations& saved) {
-    run(ctx, x, t, s, cond, nullptr, nullptr, nullptr, saved);
-    B::copy(ctx, saved.values.back(), out);
-  }
-
-  /// Velocity-field call (teachers): out = F(x, t, t).
-  void operator()(context& ctx, const tensor& x, const tensor& t, const condition<B>& cond, tensor& out) {
-    forward(ctx, x, t, t, cond, out, m_scratch);
-  }
-
-  /// Primal and tangent in one pass: out = F(x, t, s), dout = dF[dx, dt, ds] (lambda and labels
-  /// held fixed). dx: [B, H*W*C]; dt, ds: [B, 1]. Saves the primal activations for backward.
-  void forward_jvp(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
-                   const tensor& dx, const tensor& dt, const tensor& ds, tensor& out, tensor& dout,
-                   activations& saved) {
-    run(ctx, x, t, s, cond, &dx, &dt, &ds, saved);
-    const std::size_t n = saved.batch;
-    B::copy(ctx, detail::rows_of<B>(ctx, std::as_const(saved.values.back()), 0, n), out);
-    B::copy(ctx, detail::rows_of<B>(ctx, std::as_const(saved.values.back()), n, n), dout);
+  /// Two configs that differ at most in embed_s, embed_lambda and the lambda embedding.
+  static bool same_architecture(const unet_config& a, const unet_config& b) {
+    return a.height == b.height && a.width == b.width && a.channels == b.channels &&
+           a.base_channels == b.base_channels && a.channel_multipliers == b.channel_multipliers &&
+           a.blocks_per_level == b.blocks_per_level && a.groups == b.groups && a.norm_eps == b.norm_eps &&
+           a.embedding() == b.embedding() && a.frequencies == b.frequencies &&
+           a.frequency_scale == b.frequency_scale && a.classes == b.classes &&
+           a.attention_levels == b.attention_levels && a.attention_heads == b.attention_heads;
   }
 
   /// Accumulates dL/dtheta into parameters().gradients, given dL/dF ([B, H*W*C]) at the pass that
@@ -236,16 +195,7 @@ private:
     const unet_config& c = m_config;
     parameter_layout layout;
     const std::size_t e = c.embedding();
-    conditioning_config cc;
-    cc.width = e;
-    cc.frequencies = c.frequencies;
-    cc.frequency_scale = c.frequency_scale;
-    cc.embed_s = c.embed_s;
-    cc.embed_lambda = c.embed_lambda;
-    cc.lambda_scale = c.lambda_scale;
-    cc.default_lambda = c.default_lambda;
-    cc.classes = c.classes;
-    m_conditioning = conditioning_embedding<B>(layout, "embed", cc);
+    m_conditioning = conditioning_embedding<B>(layout, "embed", conditioning_of(c, e));
     m_embed2 = linear<B>(layout, "embed2", e, e);
     m_embed_silu = activation<B>(e);
 
@@ -360,22 +310,10 @@ private:
   /// The shared pass. Without tangents: rows = B; with them: every activation is [2B, .].
   void run(context& ctx, const tensor& x, const tensor& t, const tensor& s, const condition<B>& cond,
            const tensor* dx, const tensor* dt, const tensor* ds, activations& act) {
-    const shape sx = B::shape_of(x);
-    const std::size_t n = sx.rows, d = m_config.dims();
-    const bool jvp = dx != nullptr;
-    require_shape("unet_flow_model", "x", shape(n, d), sx);
-    if (jvp) require_shape("unet_flow_model::forward_jvp", "dx", sx, B::shape_of(*dx));
-    const std::size_t rows = jvp ? 2 * n : n;
-    act.batch = n;
-    act.stacked = jvp;
     act.values.resize(m_images.size());
     act.states.resize(m_plan.size());
-
-    // Inputs, stacked [x; dx].
-    tensor& input = act.values[0];
-    B::resize(ctx, input, shape(rows, d));
-    B::copy(ctx, x, detail::rows_of<B>(ctx, input, 0, n));
-    if (jvp) B::copy(ctx, *dx, detail::rows_of<B>(ctx, input, n, n));
+    this->stack_input(ctx, x, dx, m_config.dims(), act.values[0], act);
+    const std::size_t n = act.batch;
     embedding_forward(ctx, t, s, cond, dt, ds, n, act);
 
     for (std::size_t k = 0; k < m_plan.size(); ++k) {
@@ -413,7 +351,10 @@ private:
     }
   }
 
-  unet_config m_config;
+  friend base;
+  static const tensor& output(const activations& act) { return act.values.back(); }
+
+  using base::m_config;
   conditioning_embedding<B> m_conditioning{};
   linear<B> m_embed2{};
   activation<B> m_embed_silu{};
@@ -422,7 +363,6 @@ private:
   parameter_set<B> m_params;
 
   workspace<B> m_ws{};
-  activations m_scratch{};
   std::vector<tensor> m_grads;
   std::vector<char> m_written;
   std::vector<std::pair<tensor, tensor>> m_step_grads;
