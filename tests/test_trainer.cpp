@@ -474,6 +474,30 @@ TEST_CASE("trainer: the hook runs once per step after backward and before the op
   CHECK(B::to_host(ctx, other.parameters().values) != before);
 }
 
+TEST_CASE("trainer: a model with parameters() but no config traits trains and checkpoints", "[train][cpu]") {
+  scratch_dir dir;
+  B::context ctx(3);
+  mlp_t inner(ctx, small_mlp());
+  struct bare {  // what a user's own model may look like: no config()
+    mlp_t* model;
+    ayf::nn::parameter_set<B>& parameters() { return model->parameters(); }
+  } model{&inner};
+  ayf::data::batch_sampler<B> sampler(gaussian_mixture(200), {16, 0.0, 1});
+  ayf::train::trainer_config tc;
+  tc.steps = 3;
+  tc.checkpoint = dir / "bare.safetensors";
+  tc.log = nullptr;
+  ayf::flow_matching<B, mlp_t> fm;
+  ayf::train::trainer<B, bare> t(ctx, model, tc);
+  t.run(ctx, sampler, [&](auto& c, const B::tensor& x, const B::tensor* y, std::uint64_t) {
+    return fm.step(c, inner, x, y);
+  });
+  const auto content = ayf::io::read_safetensors(tc.checkpoint);
+  CHECK(!content.metadata.contains("model"));
+  CHECK(content.metadata.at("train.batch") == "16");
+  CHECK(ayf::io::safetensors_values<std::int64_t>(content.at("iteration"))[0] == 3);
+}
+
 TEST_CASE("trainer: divergence names the stage, step, hint and last good checkpoint; nothing is written after it",
           "[train][cpu]") {
   scratch_dir dir;

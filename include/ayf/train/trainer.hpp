@@ -1,4 +1,4 @@
-// ayf/train/trainer.hpp: the training loop (design.md §4, §7) for any checkpointable model and any
+// ayf/train/trainer.hpp: the training loop (design.md §4, §7) for any model with parameters() and any
 // objective: per step, batch k from a data::batch_sampler, zero the gradients, the objective's step
 // (ctx, x, labels_or_null, iteration) -> step_statistics, a hook on the gradients (where a gradient
 // all-reduce goes), Adam (warmup, clipping), the EMA, progress lines with ETA and periodic atomic
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -56,8 +57,10 @@ struct no_gradient_hook {
   void operator()(Context&, Parameters&) const {}
 };
 
-/// Owns the optimizer and the EMA of one stage of `model` (which must outlive it).
-template <backend B, checkpointable_model Model>
+/// Owns the optimizer and the EMA of one stage of `model` (which must outlive it). Any model with
+/// parameters() trains; checkpoints need a checkpointable_model (a config() with config_traits).
+template <backend B, class Model>
+  requires requires(Model& m) { { m.parameters() } -> std::same_as<nn::parameter_set<B>&>; }
 class trainer {
 public:
   trainer(typename B::context& ctx, Model& model, trainer_config config)
@@ -129,7 +132,15 @@ public:
 
   /// The checkpoint state of this stage (model, optimizer, EMA, settings) for batches of `batch` rows.
   training_state<B> state(std::size_t batch) {
-    training_state<B> s = make_training_state<B>(*m_model, &m_optimizer, m_ema ? &*m_ema : nullptr, m_config.stage);
+    training_state<B> s;
+    if constexpr (checkpointable_model<Model>) {
+      s = make_training_state<B>(*m_model, &m_optimizer, m_ema ? &*m_ema : nullptr, m_config.stage);
+    } else {
+      s.parameters = &m_model->parameters();
+      s.optimizer = &m_optimizer;
+      s.ema = m_ema ? &*m_ema : nullptr;
+      s.objective = m_config.stage;
+    }
     s.settings = m_config.settings;
     s.settings["batch"] = std::to_string(batch);
     if (m_ema) s.settings["ema"] = std::to_string(m_config.ema_decay);
