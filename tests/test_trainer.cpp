@@ -696,6 +696,43 @@ TEST_CASE("load_model errors name the file and the key, model kind or tensor", "
   }
 }
 
+TEST_CASE("checkpoints written before the settings prefix and the model key still resume",
+          "[train][cpu]") {
+  scratch_dir dir;
+  B::context ctx(4);
+  mlp_t model(ctx, small_mlp());
+  ayf::nn::adam<B> opt(ctx, model.parameters());
+  // The old layout: the run's settings mixed into the config, no "model" key.
+  auto old = ayf::train::make_training_state<B>(model, &opt, nullptr, "teacher");
+  old.model.clear();
+  old.config["steps"] = "10";
+  old.config["batch"] = "64";
+  old.iteration = 10;
+  const fs::path path = dir / "old.safetensors";
+  ayf::train::save_checkpoint<B>(path, ctx, old);
+  const auto content = ayf::io::read_safetensors(path);
+  REQUIRE(content.metadata.contains("config.steps"));
+  REQUIRE(!content.metadata.contains("model"));
+
+  auto state = ayf::train::make_training_state<B>(model, &opt, nullptr, "teacher");
+  state.settings = {{"steps", "10"}, {"batch", "64"}};
+  ayf::train::load_checkpoint<B>(path, ctx, state);
+  CHECK(state.iteration == 10);
+  state.settings["steps"] = "11";
+  REQUIRE_THROWS_WITH(ayf::train::load_checkpoint<B>(path, ctx, state),
+                      Contains("old.safetensors") && Contains("train.steps") && Contains("expected 11") &&
+                          Contains("received 10"));
+  state.settings.erase("steps");  // a config.<key> that is neither config nor setting is still an error
+  REQUIRE_THROWS_WITH(ayf::train::load_checkpoint<B>(path, ctx, state),
+                      Contains("'config.steps'") && Contains("not in the model's config"));
+  // A state of another kind is rejected when the file names its kind.
+  auto unet_like = ayf::train::make_training_state<B>(model, &opt, nullptr, "teacher");
+  ayf::train::save_checkpoint<B>(dir / "new.safetensors", ctx, unet_like);
+  unet_like.model = "unet";
+  REQUIRE_THROWS_WITH(ayf::train::load_checkpoint<B>(dir / "new.safetensors", ctx, unet_like),
+                      Contains("metadata 'model'") && Contains("'unet'") && Contains("'mlp'"));
+}
+
 // ---- embed_s ---------------------------------------------------------------------------------------
 
 TEST_CASE("AYF-EMD and AYF-LMD reject a student built without an s input", "[objectives][cpu]") {
