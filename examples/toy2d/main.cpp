@@ -26,7 +26,7 @@
 #if AYF_TOY2D_THRUST
 #include "ayf/backends/thrust/backend.hpp"
 #endif
-#include "ayf/core/philox.hpp"
+#include "ayf/data/batch_sampler.hpp"
 #include "ayf/data/toy2d.hpp"
 #include "ayf/flow_map/parametrization.hpp"
 #include "ayf/guidance/guidance.hpp"
@@ -44,8 +44,7 @@
 #include "ayf/samplers/consistency.hpp"
 #include "ayf/samplers/flow_map.hpp"
 #include "ayf/samplers/ode.hpp"
-#include "ayf/train/checkpoint.hpp"
-#include "ayf/train/progress.hpp"
+#include "ayf/train/trainer.hpp"
 #include "ayf_cli/options.hpp"
 
 namespace {
@@ -197,35 +196,12 @@ dataset load_dataset(options o) {
   if (all.rows < 50) throw ayf::error("toy2d: --data '" + o.data + "' has fewer than 50 rows");
   d.classes = check_data(all, o.data, origin, labels_source);
   // Shuffle (Philox), then two held-out sets of min(eval_samples, rows / 5) and the rest for training.
-  std::vector<std::size_t> order(all.rows);
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  for (std::size_t i = order.size(); i-- > 1;) {
-    std::swap(order[i], order[ayf::data::detail::pick(ayf::philox_uniform(o.seed ^ 0x5eed, i), i + 1)]);
-  }
+  const std::vector<std::size_t> order = ayf::data::shuffled_indices(all.rows, o.seed ^ 0x5eed);
   const std::size_t h = std::min(o.eval_samples, all.rows / 5);
   d.held_a = take_rows(all, {order.begin(), order.begin() + static_cast<std::ptrdiff_t>(h)});
   d.held_b = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(h), order.begin() + static_cast<std::ptrdiff_t>(2 * h)});
   d.train = take_rows(all, {order.begin() + static_cast<std::ptrdiff_t>(2 * h), order.end()});
   return d;
-}
-
-/// Batch `iteration` of a stage: rows picked by Philox from (seed, iteration), so a resumed run
-/// draws the same batches. With label dropout, ~`dropout` of the labels become the null class -1.
-template <class B>
-void fill_batch(typename B::context& ctx, const dataset& d, std::uint64_t seed, std::uint64_t iteration,
-                std::size_t batch, double dropout, typename B::tensor& x, typename B::tensor& labels) {
-  std::vector<float> xv(batch * d.train.cols), yv(batch);
-  for (std::size_t j = 0; j < batch; ++j) {
-    const std::uint64_t k = 2 * (iteration * batch + j);
-    const std::size_t r = ayf::data::detail::pick(ayf::philox_uniform(seed, k), d.train.rows);
-    for (std::size_t c = 0; c < d.train.cols; ++c) xv[j * d.train.cols + c] = static_cast<float>(d.train.at(r, c));
-    if (d.classes > 0) {
-      const bool drop = dropout > 0 && ayf::philox_uniform(seed, k + 1) < dropout;
-      yv[j] = drop ? -1.0f : static_cast<float>(d.train.labels[r]);
-    }
-  }
-  x = B::from_host(ctx, xv, shape(batch, d.train.cols));
-  labels = B::from_host(ctx, yv, shape::vector(batch));
 }
 
 std::uint64_t name_hash(const std::string& s) {
@@ -241,72 +217,34 @@ struct stage_info {
   std::string hint;   ///< the options to look at when it diverges
 };
 
-/// Trains `model` for `steps` with `step(ctx, x, labels_or_null, iteration)`, checkpointing to
-/// DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and skipped.
-/// A non-finite loss or gradient, or an update that leaves non-finite parameters, stops the run at
-/// that step with an error naming the stage, the step, the options and the last good checkpoint;
-/// no checkpoint is written after it.
+/// Trains `model` for `steps` with `step(ctx, x, labels_or_null, iteration)` (ayf::train::trainer),
+/// checkpointing to DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and
+/// skipped. Batches come from a batch_sampler over the training rows. The model leaves with the EMA
+/// weights when there is an average (they are what is sampled).
 template <class B, class Step>
 void train_stage(const options& o, const dataset& d, const stage_info& stage, ayf::nn::mlp_flow_model<B>& model,
                  double lr, double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
   const std::string& name = stage.name;
-  const fs::path ckpt = fs::path(o.out) / "checkpoints" / (name + ".safetensors");
-  typename B::context ctx(o.seed ^ name_hash(name));
-  ayf::nn::adam_config ac;
-  ac.learning_rate = lr;
-  ac.warmup_steps = static_cast<std::uint64_t>(o.lr_warmup);
-  ac.clip_norm = 1.0;
-  ayf::nn::adam<B> opt(ctx, model.parameters(), ac);
-  std::optional<ayf::nn::exponential_moving_average<B>> ema;
-  if (ema_decay > 0) ema.emplace(ctx, model.parameters(), ema_decay);
-  auto state = ayf::train::make_training_state<B>(model, &opt, ema ? &*ema : nullptr, name);
-  if (ema) state.config["ema"] = std::to_string(ema_decay);
-  // The model leaves with the EMA weights when there is an average (they are what is sampled).
-  auto finish = [&] {
-    if (ema) B::copy(ctx, ema->average(), model.parameters().values);
-  };
-  state.config["steps"] = std::to_string(steps);
-  state.config["batch"] = std::to_string(o.batch);
-  std::string last_good = "none (no checkpoint of this stage written yet)";
-  if (o.resume && fs::exists(ckpt)) {
-    ayf::train::load_checkpoint<B>(ckpt, ctx, state);
-    if (state.iteration >= steps) {
-      std::cerr << name << ": finished stage loaded from " << ckpt.string() << "\n";
-      finish();
-      return;
-    }
-    std::cerr << name << ": resuming at step " << state.iteration << "\n";
-    last_good = concat("'", ckpt.string(), "' (step ", state.iteration, ")");
-  }
-  auto diverged = [&](std::uint64_t it, const std::string& what) {
-    throw ayf::error(concat("toy2d: the ", stage.label, " diverged at step ", it, " of ", steps, ": ", what,
-                            "; look at ", stage.hint, "; last good checkpoint: ", last_good));
-  };
-  const std::uint64_t data_seed = o.seed ^ name_hash(name + ".data");
-  ayf::train::progress progress(name, steps, o.progress_every, std::cerr, state.iteration);
-  typename B::tensor x, labels;
-  for (std::uint64_t it = state.iteration + 1; it <= steps; ++it) {
-    fill_batch<B>(ctx, d, data_seed, it, o.batch, dropout, x, labels);
-    model.parameters().zero_gradients(ctx);
-    const ayf::step_statistics stats = step(ctx, x, d.classes > 0 ? &labels : nullptr, static_cast<double>(it));
-    if (!std::isfinite(stats.loss)) diverged(it, concat("non-finite loss (", stats.loss, ")"));
-    try {
-      opt.step(ctx, model.parameters());  // checks the gradient norm it computes; nothing changes on failure
-    } catch (const ayf::error& e) {
-      diverged(it, e.what());
-    }
-    const auto& theta = model.parameters().values;
-    const double theta_norm = std::sqrt(static_cast<double>(B::dot(ctx, theta, theta)));
-    if (!std::isfinite(theta_norm)) diverged(it, concat("the update left non-finite parameters (norm ", theta_norm, ")"));
-    if (ema) ema->update(ctx, model.parameters());
-    progress.update(it, stats.loss, stats.tangent_norm);
-    if (it % o.checkpoint_every == 0 || it == steps) {
-      state.iteration = it;
-      ayf::train::save_checkpoint<B>(ckpt, ctx, state);
-      last_good = concat("'", ckpt.string(), "' (step ", it, ")");
-    }
-  }
-  finish();
+  ayf::train::trainer_config tc;
+  tc.steps = steps;
+  tc.adam.learning_rate = lr;
+  tc.adam.warmup_steps = static_cast<std::uint64_t>(o.lr_warmup);
+  tc.adam.clip_norm = 1.0;
+  tc.ema_decay = ema_decay;
+  tc.checkpoint = fs::path(o.out) / "checkpoints" / (name + ".safetensors");
+  tc.checkpoint_every = o.checkpoint_every;
+  tc.resume = o.resume;
+  tc.progress_every = o.progress_every;
+  tc.stage = name;
+  tc.label = stage.label;
+  tc.hint = stage.hint;
+  tc.seed = o.seed ^ name_hash(name);
+  tc.settings["steps"] = std::to_string(steps);
+  ayf::data::batch_sampler<B> sampler(d.train, {o.batch, dropout, o.seed ^ name_hash(name + ".data")});
+  typename B::context ctx(tc.seed);
+  ayf::train::trainer<B, ayf::nn::mlp_flow_model<B>> trainer(ctx, model, tc);
+  trainer.run(ctx, sampler, step);
+  trainer.use_ema_weights(ctx);
 }
 
 struct result_row {
@@ -659,6 +597,7 @@ int run(options o) {
   } catch (const std::exception& e) {
     std::string_view what = e.what();
     if (what.starts_with("toy2d: ")) what.remove_prefix(7);
+    if (what.starts_with("trainer: ")) what.remove_prefix(9);
     std::cerr << "toy2d: error: " << what << "\n";
     return 1;
   }

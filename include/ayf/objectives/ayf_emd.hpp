@@ -27,7 +27,8 @@ inline double tangent_warmup(double iteration, double warmup_iterations, double 
 }
 
 /// One AYF-EMD gradient from a teacher velocity field (any, e.g. autoguided): the student's
-/// forward_jvp gives F- and dF/dt in one pass and backward reuses its activations.
+/// forward_jvp gives F- and dF/dt in one pass and backward reuses its activations. A student whose
+/// config() says embed_s = false is rejected with ayf::error (except for sCD, where s = 0 always).
 template <backend B, class Student>
 class ayf_emd {
   static_assert(trainable_flow_map_model<Student, B>, "ayf_emd needs a trainable student (forward_jvp, backward)");
@@ -43,6 +44,7 @@ public:
   step_statistics step(typename B::context& ctx, Student& student, Teacher& teacher, const typename B::tensor& x0,
                        const typename B::tensor* labels, double iteration) {
     static_assert(velocity_field<Teacher, B>, "the teacher must be a velocity field");
+    if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");  // before any draw from ctx.rng
     sample_training_batch<B>(ctx, m_config.pairs, x0, m_batch);
     return step_on_batch(ctx, student, teacher, m_batch, labels, iteration);
   }
@@ -51,6 +53,7 @@ public:
   template <class Teacher>
   step_statistics step_on_batch(typename B::context& ctx, Student& student, Teacher& teacher,
                                 const training_batch<B>& batch, const typename B::tensor* labels, double iteration) {
+    if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");
     const condition<B> cond = batch.cond(labels);
     teacher(ctx, batch.x_t, batch.t, cond, m_velocity);
     detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);

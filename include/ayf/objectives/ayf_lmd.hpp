@@ -10,6 +10,7 @@ namespace ayf {
 
 using ayf_lmd_config = ayf_emd_config;
 
+/// A student whose config() says embed_s = false is rejected with ayf::error (dF/ds is the tangent).
 template <backend B, class Student>
 class ayf_lmd {
   static_assert(trainable_flow_map_model<Student, B>, "ayf_lmd needs a trainable student (forward_jvp, backward)");
@@ -21,6 +22,7 @@ public:
   step_statistics step(typename B::context& ctx, Student& student, Teacher& teacher, const typename B::tensor& x0,
                        const typename B::tensor* labels, double iteration) {
     static_assert(velocity_field<Teacher, B>, "the teacher must be a velocity field");
+    detail::require_s_input(student, "ayf_lmd");  // before any draw from ctx.rng
     sample_training_batch<B>(ctx, m_config.pairs, x0, m_batch);
     return step_on_batch(ctx, student, teacher, m_batch, labels, iteration);
   }
@@ -28,6 +30,7 @@ public:
   template <class Teacher>
   step_statistics step_on_batch(typename B::context& ctx, Student& student, Teacher& teacher,
                                 const training_batch<B>& batch, const typename B::tensor* labels, double iteration) {
+    detail::require_s_input(student, "ayf_lmd");
     const condition<B> cond = batch.cond(labels);
     detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);
     detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);

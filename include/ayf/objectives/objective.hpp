@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ayf/core/error.hpp"
 #include "ayf/core/functors.hpp"
 #include "ayf/core/model.hpp"
 
@@ -30,6 +31,18 @@ struct step_statistics {
 };
 
 namespace detail {
+
+/// Raises ayf::error naming `objective` when the student exposes config().embed_s and it is false: a
+/// flow-map objective needs F to depend on s (a velocity model would be trained toward a different map).
+template <class Student>
+void require_s_input(const Student& student, const char* objective) {
+  if constexpr (requires { static_cast<bool>(student.config().embed_s); }) {
+    if (!student.config().embed_s) {
+      throw error(concat(objective, ": the student needs embed_s = true (an s input) to be a flow map F(x, t, s), "
+                                    "received a student built with embed_s = false"));
+    }
+  }
+}
 
 /// `out` with the shape of `like` and every element `value` (resized once, then reused).
 template <backend B>
