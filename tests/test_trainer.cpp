@@ -84,6 +84,8 @@ ayf::nn::unet_config small_unet() {
   c.frequencies = 4;
   c.classes = 2;
   c.lambda_scale = 1.0 / 3.0;
+  c.attention_levels = {1};  // self-attention at 4x4
+  c.attention_heads = 2;
   c.seed = 5;
   return c;
 }
@@ -236,9 +238,13 @@ TEST_CASE("model configs round-trip through strings exactly; bad values name the
   u.norm_eps = 1e-6;
   const auto us = ayf::train::config_strings(u);
   CHECK(us.at("channel_multipliers") == "1,2,4");
+  CHECK(us.at("attention_levels") == "1");
+  CHECK(us.at("attention_heads") == "2");
   const auto u2 = ayf::train::config_from_strings<ayf::nn::unet_config>(us, "src");
   CHECK(u2.channel_multipliers == u.channel_multipliers);
   CHECK(u2.norm_eps == u.norm_eps);
+  CHECK(u2.attention_levels == u.attention_levels);
+  CHECK(u2.attention_heads == u.attention_heads);
   CHECK(ayf::train::config_strings(u2) == us);
 
   auto missing = us;

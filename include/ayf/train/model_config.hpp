@@ -67,6 +67,8 @@ struct config_traits<nn::unet_config> {
     f("lambda_scale", c.lambda_scale);
     f("default_lambda", c.default_lambda);
     f("classes", c.classes);
+    f("attention_levels", c.attention_levels);
+    f("attention_heads", c.attention_heads);
   }
 };
 
@@ -86,7 +88,10 @@ std::string to_text(const T& v) {
     return v ? "1" : "0";
   } else if constexpr (std::is_same_v<T, std::vector<std::size_t>>) {
     std::string out;
-    for (std::size_t k = 0; k < v.size(); ++k) out += (k ? "," : "") + std::to_string(v[k]);
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      if (k > 0) out += ',';
+      out += std::to_string(v[k]);
+    }
     return out;
   } else {
     static_assert(std::is_unsigned_v<T> || std::is_same_v<T, double>, "config field: unsupported type");
