@@ -1200,4 +1200,25 @@ TEMPLATE_TEST_CASE("sum_columns and gemm_batched are bitwise the same on one one
     member_differs += !std::equal(member.begin(), member.end(), batched_parallel.begin() + static_cast<std::ptrdiff_t>(q * m * n));
   }
   CHECK(member_differs == 0);
+
+  // Two members large enough for gemm's own oneTBB row blocks (m >= 128, m n k >= 2^22), nested
+  // inside the parallel loop over members.
+  const std::size_t big_m = 192, big_n = 144, big_k = 160;
+  const auto big_a = random_tensor<B>(ctx, shape(2 * big_m, big_k), 124);
+  const auto big_b = random_tensor<B>(ctx, shape(2 * big_n, big_k), 125);  // op(B_q) = B_q^T
+  auto big_products = [&](tbb::task_arena& arena) {
+    typename B::tensor c;
+    arena.execute([&] { B::gemm_batched(ctx, transpose::no, transpose::yes, S(1), big_a.tensor, big_b.tensor, S(0), c, 2); });
+    return B::to_host(ctx, c);
+  };
+  const auto big_serial = big_products(one);
+  CHECK(big_serial == big_products(many));
+  for (std::size_t q = 0; q < 2; ++q) {
+    typename B::tensor c;
+    B::gemm(ctx, transpose::no, transpose::yes, S(1), B::slice(ctx, big_a.tensor, q * big_m * big_k, shape(big_m, big_k)),
+            B::slice(ctx, big_b.tensor, q * big_n * big_k, shape(big_n, big_k)), S(0), c);
+    const auto member = B::to_host(ctx, c);
+    INFO("member " << q);
+    CHECK(std::equal(member.begin(), member.end(), big_serial.begin() + static_cast<std::ptrdiff_t>(q * big_m * big_n)));
+  }
 }

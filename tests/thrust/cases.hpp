@@ -72,6 +72,7 @@ inline const std::vector<case_info>& cases() {
       {"gather_rows", agreement::bitwise}, {"scatter_add_rows", agreement::tolerance},
       {"gemm_batched_nn", agreement::tolerance}, {"gemm_batched_nt", agreement::tolerance},
       {"gemm_batched_tn", agreement::tolerance}, {"gemm_batched_tt", agreement::tolerance},
+      {"gemm_batched_large", agreement::tolerance},
   };
   return all;
 }
@@ -749,6 +750,9 @@ std::vector<double> run_case(std::string_view name) {
     gemm_batched_case(rec, transpose::yes, transpose::no, 4, 5, 3, 7);
   } else if (name == "gemm_batched_tt") {
     gemm_batched_case(rec, transpose::yes, transpose::yes, 4, 5, 3, 7);
+  } else if (name == "gemm_batched_large") {
+    // Members large enough for the Eigen backend's oneTBB row blocks (m >= 128, m n k >= 2^22).
+    gemm_batched_case(rec, transpose::no, transpose::yes, 2, 192, 144, 160);
   } else {
     throw std::invalid_argument("no conformance case named " + std::string(name));
   }

@@ -120,6 +120,7 @@ AYF_CONFORMANCE("gemm_batched_nn")
 AYF_CONFORMANCE("gemm_batched_nt")
 AYF_CONFORMANCE("gemm_batched_tn")
 AYF_CONFORMANCE("gemm_batched_tt")
+AYF_CONFORMANCE("gemm_batched_large")
 
 TEST_CASE("thrust conformance covers every case of cases.hpp", "[thrust][conformance]") {
   // A case added to cases() without its TEST_CASE above would go unchecked.
