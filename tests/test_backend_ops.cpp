@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <tbb/info.h>
+#include <tbb/task_arena.h>
 
 #include "ayf/backends/eigen/backend.hpp"
 #include "ayf/backends/xtensor/backend.hpp"
@@ -753,5 +755,470 @@ TEMPLATE_TEST_CASE("gemm large enough to split over oneTBB row blocks matches a 
         CHECK(B::to_host(ctx, c) == first);
       }
     }
+  }
+}
+
+// ---- broadcast_add, sum_columns, max_rows, gather_rows / scatter_add_rows, gemm_batched ----------
+
+TEMPLATE_TEST_CASE("broadcast_add adds alpha times a row repeated over runs of C columns, or a per-row column",
+                   "[backend][primitives][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(41);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(5, 12);
+  const auto y0 = random_tensor<B>(ctx, sh, 61);
+
+  // y + alpha v(i, j) against y0 and the reference broadcast v(i, j).
+  auto check = [&](const auto& y, double alpha, const auto& v) {
+    REQUIRE(B::shape_of(y) == sh);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i)
+      for (std::size_t j = 0; j < sh.cols; ++j) {
+        const double prior = y0.values[i * sh.cols + j], term = alpha * v(i, j);
+        if (!ayf_test::close<tol>(at(y, i, j), prior + term, std::abs(prior) + std::abs(term))) {
+          ++bad;
+          UNSCOPED_INFO("y(" << i << ", " << j << ") = " << at(y, i, j) << ", expected " << prior + term);
+        }
+      }
+    CHECK(bad == 0);
+  };
+
+  SECTION("a [1, C] row for every divisor C of N (C = 1: one number; C = N: a plain row bias)") {
+    for (const std::size_t c : {std::size_t{1}, std::size_t{3}, std::size_t{4}, std::size_t{12}}) {
+      INFO("C = " << c);
+      const auto v = random_tensor<B>(ctx, shape(1, c), 62 + c);
+      auto y = B::make(ctx, sh);
+      B::copy(ctx, y0.tensor, y);
+      B::broadcast_add(ctx, y, -1.5, v.tensor);
+      check(y, -1.5, [&](std::size_t, std::size_t j) { return v.values[j % c]; });
+    }
+  }
+  SECTION("a [R, 1] column, alpha in the backend's scalar") {
+    const auto v = random_tensor<B>(ctx, shape::vector(sh.rows), 70);
+    auto y = B::make(ctx, sh);
+    B::copy(ctx, y0.tensor, y);
+    B::broadcast_add(ctx, y, S(0.75), v.tensor);
+    check(y, static_cast<double>(S(0.75)), [&](std::size_t i, std::size_t) { return v.values[i]; });
+  }
+  SECTION("into a view of a flat buffer, from a const view") {
+    const auto flat_v = random_tensor<B>(ctx, shape(1, 9), 71);
+    auto flat_y = B::make(ctx, shape(1, sh.size() + 2));
+    B::copy(ctx, y0.tensor, B::slice(ctx, flat_y, 2, sh));
+    B::broadcast_add(ctx, B::slice(ctx, flat_y, 2, sh), 2.0, B::slice(ctx, flat_v.tensor, 5, shape(1, 4)));
+    const auto host = B::to_host(ctx, flat_y);
+    CHECK(host[0] == S(0));
+    CHECK(host[1] == S(0));
+    auto y = B::from_host(ctx, std::vector<S>(host.begin() + 2, host.end()), sh);
+    check(y, 2.0, [&](std::size_t, std::size_t j) { return flat_v.values[5 + j % 4]; });
+  }
+}
+
+TEMPLATE_TEST_CASE("sum_columns folds column sums over runs of C columns into [1, C], with beta",
+                   "[backend][primitives][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(43);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(7, 24);
+  const auto x = random_tensor<B>(ctx, sh, 81);
+  const double beta = GENERATE(0.0, 1.0, -0.5);
+  for (const std::size_t c : {std::size_t{1}, std::size_t{3}, std::size_t{8}, std::size_t{24}}) {
+    INFO("C = " << c << ", beta = " << beta);
+    const auto prior = random_tensor<B>(ctx, shape(1, c), 82 + c);
+    auto out = B::make(ctx, shape(1, c));
+    if (beta == 0.0) {
+      B::fill(ctx, out, std::numeric_limits<S>::quiet_NaN());  // beta = 0 ignores the old values
+    } else {
+      B::copy(ctx, prior.tensor, out);
+    }
+    B::sum_columns(ctx, out, beta, x.tensor);
+    REQUIRE(B::shape_of(out) == shape(1, c));
+    for (std::size_t k = 0; k < c; ++k) {
+      double sum = 0, magnitude = 0;
+      for (std::size_t i = 0; i < sh.rows; ++i)
+        for (std::size_t j = k; j < sh.cols; j += c) {
+          sum += x.values[i * sh.cols + j];
+          magnitude += std::abs(x.values[i * sh.cols + j]);
+        }
+      const double base = beta == 0.0 ? 0.0 : beta * prior.values[k];
+      INFO("column " << k);
+      CHECK(ayf_test::close<tol>(at(out, 0, k), base + sum, magnitude + std::abs(base)));
+    }
+  }
+  SECTION("accumulating into a view of a gradient buffer, from a const view") {
+    auto flat = B::make(ctx, shape(1, 10));
+    B::fill(ctx, flat, S(1));
+    B::sum_columns(ctx, B::slice(ctx, flat, 3, shape(1, 4)), 1.0, B::slice(ctx, std::as_const(x.tensor), 0, shape(2, 24)));
+    const auto host = B::to_host(ctx, flat);
+    for (std::size_t k = 0; k < 10; ++k) {
+      double expected = 1.0;
+      if (k >= 3 && k < 7)
+        for (std::size_t j = k - 3; j < 48; j += 4) expected += x.values[j];
+      INFO("element " << k);
+      CHECK(ayf_test::close<tol>(static_cast<double>(host[k]), expected, 48.0));
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("max_rows takes the largest entry of every row", "[backend][primitives][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  typename B::context ctx(47);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(9, 13);
+  auto x = random_tensor<B>(ctx, sh, 91, -5.0, 5.0);
+  // Row 1 all negative, row 2 a single repeated value, row 3 its maximum last, row 4 a NaN.
+  std::vector<S> v(x.values.begin(), x.values.end());
+  for (std::size_t j = 0; j < sh.cols; ++j) {
+    v[sh.cols + j] = S(-3) - S(j);
+    v[2 * sh.cols + j] = S(0.25);
+  }
+  v[3 * sh.cols + sh.cols - 1] = S(7);
+  v[4 * sh.cols + 5] = std::numeric_limits<S>::quiet_NaN();
+  const auto t = B::from_host(ctx, v, sh);
+  auto out = B::make(ctx, shape(2, 2));  // resized to [9, 1]
+  B::max_rows(ctx, out, t);
+  REQUIRE(B::shape_of(out) == shape::vector(sh.rows));
+  for (std::size_t i = 0; i < sh.rows; ++i) {
+    INFO("row " << i);
+    if (i == 4) {
+      CHECK(std::isnan(at(out, i, 0)));
+      continue;
+    }
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < sh.cols; ++j) m = std::max(m, static_cast<double>(v[i * sh.cols + j]));
+    CHECK(at(out, i, 0) == m);
+  }
+  CHECK(at(out, 1, 0) == -3.0);
+  CHECK(at(out, 3, 0) == 7.0);
+
+  // Into a view, from a const view of the last two rows; one column.
+  auto flat = B::make(ctx, shape(1, 4));
+  B::max_rows(ctx, B::slice(ctx, flat, 1, shape(2, 1)), B::slice(ctx, t, 7 * sh.cols, shape(2, sh.cols)));
+  B::max_rows(ctx, B::slice(ctx, flat, 3, shape(1, 1)), B::slice(ctx, t, 0, shape(1, 1)));
+  const auto host = B::to_host(ctx, flat);
+  CHECK(host[0] == S(0));
+  CHECK(static_cast<double>(host[1]) == at(out, 7, 0));
+  CHECK(static_cast<double>(host[2]) == at(out, 8, 0));
+  CHECK(host[3] == v[0]);
+}
+
+TEMPLATE_TEST_CASE("gather_rows picks table rows by label (zeros for negative labels) and scatter_add_rows is its adjoint",
+                   "[backend][primitives][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(53);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const std::size_t classes = 4, cols = 5;
+  const std::vector<int> labels = {-1, 0, 3, 2, -1, 3, 1, 3, -2, 0};
+  const std::size_t rows = labels.size();
+  std::vector<S> label_values(rows);
+  for (std::size_t i = 0; i < rows; ++i) label_values[i] = static_cast<S>(labels[i]);
+  const auto index = B::from_host(ctx, label_values, shape::vector(rows));
+  const auto table = random_tensor<B>(ctx, shape(classes, cols), 101);
+
+  SECTION("gather_rows resizes out and copies rows exactly") {
+    auto out = B::make(ctx, shape(1, 1));
+    B::gather_rows(ctx, out, table.tensor, index);
+    REQUIRE(B::shape_of(out) == shape(rows, cols));
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t j = 0; j < cols; ++j) {
+        const double expected = labels[i] < 0 ? 0.0 : table.values[static_cast<std::size_t>(labels[i]) * cols + j];
+        INFO("row " << i << ", column " << j);
+        CHECK(at(out, i, j) == expected);
+      }
+  }
+  SECTION("gather_rows into a view, from const views of the table and labels") {
+    // Table rows 1..3 as a 3-row table; labels 2 and -1 (entries 3 and 4 of index).
+    auto flat = B::make(ctx, shape(1, 2 * cols + 1));
+    B::gather_rows(ctx, B::slice(ctx, flat, 1, shape(2, cols)), B::slice(ctx, table.tensor, cols, shape(3, cols)),
+                   B::slice(ctx, index, 3, shape::vector(2)));
+    const auto host = B::to_host(ctx, flat);
+    CHECK(host[0] == S(0));
+    for (std::size_t j = 0; j < cols; ++j) {
+      CHECK(static_cast<double>(host[1 + j]) == table.values[3 * cols + j]);
+      CHECK(host[1 + cols + j] == S(0));
+    }
+  }
+  SECTION("scatter_add_rows adds each labelled row into its table row, in row order") {
+    const auto in = random_tensor<B>(ctx, shape(rows, cols), 102);
+    auto grad = B::make(ctx, shape(classes, cols));
+    B::copy(ctx, table.tensor, grad);
+    B::scatter_add_rows(ctx, grad, index, in.tensor);
+    REQUIRE(B::shape_of(grad) == shape(classes, cols));
+    for (std::size_t k = 0; k < classes; ++k)
+      for (std::size_t j = 0; j < cols; ++j) {
+        double expected = table.values[k * cols + j], magnitude = std::abs(expected);
+        for (std::size_t i = 0; i < rows; ++i)
+          if (labels[i] == static_cast<int>(k)) {
+            expected += in.values[i * cols + j];
+            magnitude += std::abs(in.values[i * cols + j]);
+          }
+        INFO("table row " << k << ", column " << j);
+        CHECK(ayf_test::close<tol>(at(grad, k, j), expected, magnitude));
+      }
+    // The adjoint identity <gather_rows(T), U> = <T, scatter_add_rows(U)> with a zero start.
+    auto gathered = B::make(ctx, shape(rows, cols));
+    B::gather_rows(ctx, gathered, table.tensor, index);
+    auto scattered = B::make(ctx, shape(classes, cols));
+    B::scatter_add_rows(ctx, scattered, index, in.tensor);
+    const double lhs = static_cast<double>(B::dot(ctx, gathered, in.tensor));
+    const double rhs = static_cast<double>(B::dot(ctx, table.tensor, scattered));
+    CHECK(ayf_test::close<tol>(lhs, rhs, 50.0));
+  }
+  SECTION("scatter_add_rows into a view of a gradient buffer, from const views") {
+    auto flat = B::make(ctx, shape(1, classes * cols + 2));
+    const auto in = random_tensor<B>(ctx, shape(rows, cols), 103);
+    B::scatter_add_rows(ctx, B::slice(ctx, flat, 2, shape(classes, cols)), B::slice(ctx, index, 0, shape::vector(rows)),
+                        B::slice(ctx, in.tensor, 0, shape(rows, cols)));
+    const auto host = B::to_host(ctx, flat);
+    CHECK(host[0] == S(0));
+    CHECK(host[1] == S(0));
+    for (std::size_t k = 0; k < classes; ++k)
+      for (std::size_t j = 0; j < cols; ++j) {
+        double expected = 0, magnitude = 0;
+        for (std::size_t i = 0; i < rows; ++i)
+          if (labels[i] == static_cast<int>(k)) {
+            expected += in.values[i * cols + j];
+            magnitude += std::abs(in.values[i * cols + j]);
+          }
+        CHECK(ayf_test::close<tol>(static_cast<double>(host[2 + k * cols + j]), expected, magnitude));
+      }
+  }
+}
+
+TEMPLATE_TEST_CASE("gemm_batched multiplies every run of rows like gemm, for every transpose combination",
+                   "[backend][primitives][gemm][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  using ayf::transpose;
+  typename B::context ctx(59);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const bool ta = GENERATE(false, true), tb = GENERATE(false, true);
+  const std::size_t batch = GENERATE(std::size_t{1}, std::size_t{3});
+  const std::size_t m = 4, k = 6, n = 5;
+  const double alpha = -0.75;
+  const double beta = GENERATE(0.0, 1.0, 0.5);
+  INFO("op_a " << (ta ? "T" : "N") << ", op_b " << (tb ? "T" : "N") << ", batch " << batch << ", beta " << beta);
+  const shape member_a = ta ? shape(k, m) : shape(m, k), member_b = tb ? shape(n, k) : shape(k, n);
+  // A as a const view at an offset into a flat buffer, B as a tensor.
+  const auto flat_a = random_tensor<B>(ctx, shape(1, batch * member_a.size() + 3), 111);
+  const auto a = B::slice(ctx, flat_a.tensor, 3, shape(batch * member_a.rows, member_a.cols));
+  const auto b = random_tensor<B>(ctx, shape(batch * member_b.rows, member_b.cols), 112);
+  const auto c0 = random_tensor<B>(ctx, shape(batch * m, n), 113);
+  auto a_at = [&](std::size_t q, std::size_t i, std::size_t p) {  // op(A_q)(i, p)
+    const std::size_t base = 3 + q * member_a.size();
+    return ta ? flat_a.values[base + p * m + i] : flat_a.values[base + i * k + p];
+  };
+  auto b_at = [&](std::size_t q, std::size_t p, std::size_t j) {
+    const std::size_t base = q * member_b.size();
+    return tb ? b.values[base + j * k + p] : b.values[base + p * n + j];
+  };
+  auto c = B::make(ctx, beta == 0.0 ? shape(2, 7) : shape(batch * m, n));  // beta = 0 resizes C
+  if (beta != 0.0) B::copy(ctx, c0.tensor, c);
+  B::gemm_batched(ctx, ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no, static_cast<S>(alpha), a,
+                  b.tensor, static_cast<S>(beta), c, batch);
+  REQUIRE(B::shape_of(c) == shape(batch * m, n));
+  std::size_t bad = 0;
+  for (std::size_t q = 0; q < batch; ++q)
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) {
+        double sum = 0, magnitude = 0;
+        for (std::size_t p = 0; p < k; ++p) {
+          sum += a_at(q, i, p) * b_at(q, p, j);
+          magnitude += std::abs(a_at(q, i, p) * b_at(q, p, j));
+        }
+        const double prior = beta == 0.0 ? 0.0 : beta * c0.values[(q * m + i) * n + j];
+        const double expected = alpha * sum + prior;
+        if (!ayf_test::close<tol>(at(c, q * m + i, j), expected, std::abs(alpha) * magnitude + std::abs(prior))) {
+          ++bad;
+          UNSCOPED_INFO("C_" << q << "(" << i << ", " << j << ") = " << at(c, q * m + i, j) << ", expected " << expected);
+        }
+      }
+  CHECK(bad == 0);
+
+  SECTION("into a view of a larger buffer") {
+    auto flat_c = B::make(ctx, shape(1, batch * m * n + 1));
+    B::gemm_batched(ctx, ta ? transpose::yes : transpose::no, tb ? transpose::yes : transpose::no, static_cast<S>(alpha),
+                    a, b.tensor, S(0), B::slice(ctx, flat_c, 1, shape(batch * m, n)), batch);
+    const auto host = B::to_host(ctx, flat_c);
+    CHECK(host[0] == S(0));
+    std::size_t wrong = 0;
+    for (std::size_t q = 0; q < batch; ++q)
+      for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+          double sum = 0, magnitude = 0;
+          for (std::size_t p = 0; p < k; ++p) {
+            sum += a_at(q, i, p) * b_at(q, p, j);
+            magnitude += std::abs(a_at(q, i, p) * b_at(q, p, j));
+          }
+          wrong += !ayf_test::close<tol>(static_cast<double>(host[1 + (q * m + i) * n + j]), alpha * sum,
+                                         std::abs(alpha) * magnitude);
+        }
+    CHECK(wrong == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("broadcast_add, sum_columns, max_rows, gather_rows, scatter_add_rows and gemm_batched reject wrong arguments",
+                   "[backend][primitives][errors][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using ayf::transpose;
+  typename B::context ctx(61);
+  auto y = B::make(ctx, shape(5, 12));
+
+  SECTION("broadcast_add with v neither [1, C] (C dividing N) nor [R, 1]") {
+    const auto row5 = B::make(ctx, shape(1, 5)), col4 = B::make(ctx, shape(4, 1)), block = B::make(ctx, shape(5, 2)),
+               empty = B::make(ctx, shape(1, 0));
+    REQUIRE_THROWS_AS(B::broadcast_add(ctx, y, 1.0, row5), ayf::error);
+    REQUIRE_THROWS_WITH(B::broadcast_add(ctx, y, 1.0, row5), Contains("broadcast_add") && Contains("'v'") &&
+                                                                  Contains("divisor of 12") && Contains("[5, 1]") &&
+                                                                  Contains("received [1, 5]"));
+    REQUIRE_THROWS_WITH(B::broadcast_add(ctx, y, 1.0, col4), Contains("'v'") && Contains("received [4, 1]"));
+    REQUIRE_THROWS_WITH(B::broadcast_add(ctx, y, 1.0, block), Contains("'v'") && Contains("received [5, 2]"));
+    REQUIRE_THROWS_WITH(B::broadcast_add(ctx, y, 1.0, empty), Contains("'v'") && Contains("received [1, 0]"));
+    CHECK(B::to_host(ctx, y) == std::vector<S>(60, S(0)));  // untouched
+  }
+  SECTION("sum_columns into an out that is not [1, C] with C dividing N") {
+    auto out5 = B::make(ctx, shape(1, 5)), tall = B::make(ctx, shape(2, 3)), empty = B::make(ctx, shape(1, 0));
+    REQUIRE_THROWS_AS(B::sum_columns(ctx, out5, 0.0, y), ayf::error);
+    REQUIRE_THROWS_WITH(B::sum_columns(ctx, out5, 0.0, y), Contains("sum_columns") && Contains("'out'") &&
+                                                               Contains("divisor of 12") && Contains("received [1, 5]"));
+    REQUIRE_THROWS_WITH(B::sum_columns(ctx, tall, 1.0, y), Contains("'out'") && Contains("received [2, 3]"));
+    REQUIRE_THROWS_WITH(B::sum_columns(ctx, empty, 0.0, y), Contains("'out'") && Contains("received [1, 0]"));
+  }
+  SECTION("max_rows of rows without columns") {
+    typename B::tensor out;
+    const auto none = B::make(ctx, shape(3, 0));
+    REQUIRE_THROWS_AS(B::max_rows(ctx, out, none), ayf::error);
+    REQUIRE_THROWS_WITH(B::max_rows(ctx, out, none),
+                        Contains("max_rows") && Contains("'in'") && Contains("column") && Contains("[3, 0]"));
+  }
+  SECTION("gather_rows and scatter_add_rows with labels that name no row") {
+    const auto table = B::make(ctx, shape(4, 3));
+    auto grad = B::make(ctx, shape(4, 3));
+    B::fill(ctx, grad, S(2));
+    const auto in = B::make(ctx, shape(3, 3));
+    typename B::tensor out;
+    auto labels = [&](S second) { return B::from_host(ctx, {S(0), second, S(-1)}, shape::vector(3)); };
+    for (const char* where : {"gather_rows", "scatter_add_rows"}) {
+      INFO(where);
+      auto call = [&](const typename B::tensor& index) {
+        if (std::string(where) == "gather_rows") B::gather_rows(ctx, out, table, index);
+        else B::scatter_add_rows(ctx, grad, index, in);
+      };
+      REQUIRE_THROWS_AS(call(labels(S(4))), ayf::error);
+      REQUIRE_THROWS_WITH(call(labels(S(4))), Contains(where) && Contains("'index'") && Contains("below 4") &&
+                                                  Contains("row 1") && Contains("received 4"));
+      REQUIRE_THROWS_WITH(call(labels(S(1.5))), Contains("'index'") && Contains("row 1") && Contains("received 1.5"));
+      REQUIRE_THROWS_WITH(call(labels(S(-0.5))), Contains("'index'") && Contains("received -0.5"));
+      REQUIRE_THROWS_WITH(call(labels(std::numeric_limits<S>::quiet_NaN())), Contains("'index'") && Contains("row 1"));
+      REQUIRE_THROWS_WITH(call(labels(-std::numeric_limits<S>::infinity())), Contains("'index'") && Contains("row 1"));
+      REQUIRE_THROWS_WITH(call(B::make(ctx, shape(3, 2))), Contains(where) && Contains("'index'") &&
+                                                                Contains("[3, 1]") && Contains("received [3, 2]"));
+      REQUIRE_NOTHROW(call(labels(S(3))));
+    }
+    // The failed scatters wrote nothing; the valid one added the zero rows of `in`.
+    CHECK(B::to_host(ctx, grad) == std::vector<S>(12, S(2)));
+    REQUIRE_THROWS_WITH(B::scatter_add_rows(ctx, grad, labels(S(1)), B::make(ctx, shape(3, 4))),
+                        Contains("scatter_add_rows") && Contains("'in'") && Contains("[3, 3]") && Contains("[3, 4]"));
+  }
+  SECTION("gemm_batched with a batch that does not divide the rows, or mismatched members") {
+    const auto a = B::make(ctx, shape(6, 4)), b = B::make(ctx, shape(8, 5)), b9 = B::make(ctx, shape(9, 5));
+    typename B::tensor c;
+    REQUIRE_THROWS_AS(B::gemm_batched(ctx, transpose::no, transpose::no, S(1), a, b, S(0), c, 0), ayf::error);
+    REQUIRE_THROWS_WITH(B::gemm_batched(ctx, transpose::no, transpose::no, S(1), a, b, S(0), c, 0),
+                        Contains("gemm_batched") && Contains("'batch'") && Contains("received 0"));
+    REQUIRE_THROWS_WITH(B::gemm_batched(ctx, transpose::no, transpose::no, S(1), a, b9, S(0), c, 2),
+                        Contains("'batch'") && Contains("(6)") && Contains("(9)") && Contains("received 2"));
+    // Two members: A_k [3, 4] times B_k [4, 5]; with op(A) = A_k^T [4, 3] the inner sizes differ.
+    REQUIRE_NOTHROW(B::gemm_batched(ctx, transpose::no, transpose::no, S(1), a, b, S(0), c, 2));
+    CHECK(B::shape_of(c) == shape(6, 5));
+    REQUIRE_THROWS_WITH(B::gemm_batched(ctx, transpose::yes, transpose::no, S(1), a, b, S(0), c, 2),
+                        Contains("gemm_batched") && Contains("'B'") && Contains("received 4"));
+    auto wrong = B::make(ctx, shape(3, 5));
+    REQUIRE_THROWS_WITH(B::gemm_batched(ctx, transpose::no, transpose::no, S(1), a, b, S(1), wrong, 2),
+                        Contains("gemm_batched") && Contains("'C'") && Contains("[6, 5]") && Contains("[3, 5]"));
+  }
+}
+
+TEMPLATE_TEST_CASE("sum_columns and gemm_batched are bitwise the same on one oneTBB thread and on many",
+                   "[backend][primitives][determinism][cpu]", ayf::eigen_backend<double>, ayf::eigen_backend<float>) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using ayf::transpose;
+  typename B::context ctx(67);
+  const int threads = tbb::info::default_concurrency();
+  if (threads < 2) WARN("only one oneTBB thread: the parallel runs below run serially");
+  tbb::task_arena one(1), many(threads);
+
+  // sum_columns: 96 columns split over workers; every column sums rows then runs in order.
+  const shape sh(300, 384);
+  const auto x = random_tensor<B>(ctx, sh, 121, -1.0, 3.0);
+  auto column_sums = [&](tbb::task_arena& arena) {
+    auto out = B::make(ctx, shape(1, 96));
+    arena.execute([&] { B::sum_columns(ctx, out, 0.0, x.tensor); });
+    return B::to_host(ctx, out);
+  };
+  ctx.executor.min_parallel_work = 8;
+  const auto serial = column_sums(one);
+  const auto parallel = column_sums(many);
+  CHECK(serial == parallel);
+  // The documented order, summed here in double: rows, then runs within a row.
+  std::size_t differ = 0;
+  for (std::size_t c = 0; c < 96; ++c) {
+    double acc = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i)
+      for (std::size_t j = c; j < sh.cols; j += 96) acc += x.values[i * sh.cols + j];
+    differ += serial[c] != static_cast<S>(acc);
+  }
+  CHECK(differ == 0);
+
+  // gemm_batched: 48 members over the workers, each bitwise a plain gemm of that member.
+  const std::size_t batch = 48, m = 12, k = 40, n = 9;
+  const auto a = random_tensor<B>(ctx, shape(batch * k, m), 122);  // op(A_q) = A_q^T
+  const auto b = random_tensor<B>(ctx, shape(batch * k, n), 123);
+  auto products = [&](tbb::task_arena& arena) {
+    typename B::tensor c;
+    arena.execute([&] { B::gemm_batched(ctx, transpose::yes, transpose::no, S(1.5), a.tensor, b.tensor, S(0), c, batch); });
+    return B::to_host(ctx, c);
+  };
+  const auto batched_serial = products(one);
+  const auto batched_parallel = products(many);
+  CHECK(batched_serial == batched_parallel);
+  std::size_t member_differs = 0;
+  for (std::size_t q = 0; q < batch; ++q) {
+    typename B::tensor c;
+    B::gemm(ctx, transpose::yes, transpose::no, S(1.5), B::slice(ctx, a.tensor, q * k * m, shape(k, m)),
+            B::slice(ctx, b.tensor, q * k * n, shape(k, n)), S(0), c);
+    const auto member = B::to_host(ctx, c);
+    member_differs += !std::equal(member.begin(), member.end(), batched_parallel.begin() + static_cast<std::ptrdiff_t>(q * m * n));
+  }
+  CHECK(member_differs == 0);
+
+  // Two members large enough for gemm's own oneTBB row blocks (m >= 128, m n k >= 2^22), nested
+  // inside the parallel loop over members.
+  const std::size_t big_m = 192, big_n = 144, big_k = 160;
+  const auto big_a = random_tensor<B>(ctx, shape(2 * big_m, big_k), 124);
+  const auto big_b = random_tensor<B>(ctx, shape(2 * big_n, big_k), 125);  // op(B_q) = B_q^T
+  auto big_products = [&](tbb::task_arena& arena) {
+    typename B::tensor c;
+    arena.execute([&] { B::gemm_batched(ctx, transpose::no, transpose::yes, S(1), big_a.tensor, big_b.tensor, S(0), c, 2); });
+    return B::to_host(ctx, c);
+  };
+  const auto big_serial = big_products(one);
+  CHECK(big_serial == big_products(many));
+  for (std::size_t q = 0; q < 2; ++q) {
+    typename B::tensor c;
+    B::gemm(ctx, transpose::no, transpose::yes, S(1), B::slice(ctx, big_a.tensor, q * big_m * big_k, shape(big_m, big_k)),
+            B::slice(ctx, big_b.tensor, q * big_n * big_k, shape(big_n, big_k)), S(0), c);
+    const auto member = B::to_host(ctx, c);
+    INFO("member " << q);
+    CHECK(std::equal(member.begin(), member.end(), big_serial.begin() + static_cast<std::ptrdiff_t>(q * big_m * big_n)));
   }
 }

@@ -72,7 +72,13 @@ inline const std::vector<case_info>& cases() {
       {"concat_channels", agreement::bitwise}, {"unet_forward", agreement::tolerance},
       {"unet_forward_jvp", agreement::tolerance}, {"unet_backward", agreement::tolerance},
       {"unet_from_teacher", agreement::tolerance}, {"unet_flow_matching_step", agreement::tolerance},
-      {"unet_ayf_emd_step", agreement::tolerance}, {"linear_layer", agreement::tolerance},
+      {"unet_ayf_emd_step", agreement::tolerance}, {"broadcast_add", agreement::tolerance},
+      {"sum_columns", agreement::tolerance}, {"max_rows", agreement::bitwise},
+      {"gather_rows", agreement::bitwise}, {"scatter_add_rows", agreement::tolerance},
+      {"gemm_batched_nn", agreement::tolerance}, {"gemm_batched_nt", agreement::tolerance},
+      {"gemm_batched_tn", agreement::tolerance}, {"gemm_batched_tt", agreement::tolerance},
+      {"gemm_batched_large", agreement::tolerance},
+      {"linear_layer", agreement::tolerance},
       {"activation_layer", agreement::tolerance}, {"sinusoidal_embedding", agreement::tolerance},
       {"conditioning_embedding", agreement::tolerance}, {"self_attention", agreement::tolerance},
       {"residual_block", agreement::tolerance}, {"unet_attention_ayf_emd_step", agreement::tolerance},
@@ -263,6 +269,31 @@ void layer_case(typename B::context& ctx, recorder<B>& rec, const Layer& layer, 
                  ayf::nn::gradient_mode::both);
   rec.add(params.gradients);
   rec.add(grad_x);
+}
+
+/// gemm_batched over `batch` members op(A_k) [m, k] times op(B_k) [k, n]: A a view at an offset,
+/// beta = 0 and beta != 0, and into a view of a larger output.
+template <class B>
+void gemm_batched_case(recorder<B>& rec, transpose ta, transpose tb, std::size_t batch, std::size_t m, std::size_t n,
+                       std::size_t k) {
+  using S = typename B::scalar;
+  auto& ctx = rec.ctx;
+  const bool a_t = ta == transpose::yes, b_t = tb == transpose::yes;
+  const shape sa = a_t ? shape(batch * k, m) : shape(batch * m, k), sb = b_t ? shape(batch * n, k) : shape(batch * k, n);
+  const auto flat = input<B>(ctx, shape(1, sa.size() + 5), 21);
+  const auto a = B::slice(ctx, flat, 5, sa);
+  const auto b = input<B>(ctx, sb, 22);
+  typename B::tensor c;
+  B::gemm_batched(ctx, ta, tb, S(0.75), a, b, S(0), c, batch);
+  rec.add(c);
+  auto c2 = input<B>(ctx, shape(batch * m, n), 23);
+  B::gemm_batched(ctx, ta, tb, S(-1.25), a, b, S(0.5), c2, batch);
+  rec.add(c2);
+  auto out = B::make(ctx, shape(1, batch * m * n + 3));
+  // C_k^T = op(B_k)^T op(A_k)^T, into a view: the opposite transpose flags.
+  const transpose not_a = a_t ? transpose::no : transpose::yes, not_b = b_t ? transpose::no : transpose::yes;
+  B::gemm_batched(ctx, not_b, not_a, S(1), b, a, S(0), B::slice(ctx, out, 3, shape(batch * n, m)), batch);
+  rec.add(out);
 }
 
 template <class B, class Model, class Objective, class Run>
@@ -767,6 +798,71 @@ std::vector<double> run_case(std::string_view name) {
     ayf::ayf_emd<B, unet> objective(config);
     objective_case(rec, student, objective, [&](auto& o) { return o.step(ctx, student, teacher, x0, &y, 4.0); });
     rec.add(objective.output_gradient());
+  } else if (name == "broadcast_add") {
+    const auto y0 = input<B>(ctx, shape(6, 12), 1);
+    typename B::tensor y;
+    B::copy(ctx, y0, y);
+    B::broadcast_add(ctx, y, 0.5, input<B>(ctx, shape(1, 4), 2));  // a bias per pixel of 4 channels
+    rec.add(y);
+    B::broadcast_add(ctx, y, S(-1.25), input<B>(ctx, shape(1, 12), 3));  // a row bias
+    rec.add(y);
+    B::broadcast_add(ctx, y, 2.0, input<B>(ctx, shape::vector(6), 4));  // per row
+    rec.add(y);
+    auto flat = input<B>(ctx, shape(1, 40), 5);
+    B::broadcast_add(ctx, B::slice(ctx, flat, 3, shape(3, 6)), 1.0, B::slice(ctx, y0, 7, shape(1, 3)));
+    B::broadcast_add(ctx, B::slice(ctx, flat, 21, shape(3, 6)), -0.5, B::slice(ctx, y0, 30, shape::vector(3)));
+    rec.add(flat);
+  } else if (name == "sum_columns") {
+    const auto x = input<B>(ctx, shape(37, 48), 1);
+    auto out = B::make(ctx, shape(1, 48));
+    B::sum_columns(ctx, out, 0.0, x);
+    rec.add(out);
+    auto out6 = input<B>(ctx, shape(1, 6), 2);
+    B::sum_columns(ctx, out6, S(0.5), x);  // runs of 6 channels, accumulating
+    rec.add(out6);
+    auto flat = input<B>(ctx, shape(1, 20), 3);
+    B::sum_columns(ctx, B::slice(ctx, flat, 4, shape(1, 8)), 1.0, B::slice(ctx, x, 48, shape(10, 48)));
+    rec.add(flat);
+  } else if (name == "max_rows") {
+    const auto x = input<B>(ctx, shape(41, 37), 1, -3.0, 3.0);
+    typename B::tensor out;
+    B::max_rows(ctx, out, x);
+    rec.add(out);
+    auto flat = B::make(ctx, shape(1, 10));
+    B::max_rows(ctx, B::slice(ctx, flat, 2, shape::vector(5)), B::slice(ctx, x, 100, shape(5, 7)));
+    rec.add(flat);
+  } else if (name == "gather_rows" || name == "scatter_add_rows") {
+    const auto table = input<B>(ctx, shape(5, 7), 1);
+    const auto labels = cycling_labels<B>(ctx, 23, 5);  // -1 (no row) and every row 0..4
+    const auto in = input<B>(ctx, shape(23, 7), 2);
+    if (name == "gather_rows") {
+      typename B::tensor out;
+      B::gather_rows(ctx, out, table, labels);
+      rec.add(out);
+      auto flat = B::make(ctx, shape(1, 4 * 7 + 1));
+      B::gather_rows(ctx, B::slice(ctx, flat, 1, shape(4, 7)), B::slice(ctx, table, 0, shape(5, 7)),
+                     B::slice(ctx, labels, 3, shape::vector(4)));
+      rec.add(flat);
+    } else {
+      auto grad = input<B>(ctx, shape(5, 7), 3);
+      B::scatter_add_rows(ctx, grad, labels, in);
+      rec.add(grad);
+      auto flat = B::make(ctx, shape(1, 5 * 7 + 1));
+      B::scatter_add_rows(ctx, B::slice(ctx, flat, 1, shape(5, 7)), B::slice(ctx, labels, 0, shape::vector(23)),
+                          B::slice(ctx, in, 0, shape(23, 7)));
+      rec.add(flat);
+    }
+  } else if (name == "gemm_batched_nn") {
+    gemm_batched_case(rec, transpose::no, transpose::no, 4, 5, 3, 7);
+  } else if (name == "gemm_batched_nt") {
+    gemm_batched_case(rec, transpose::no, transpose::yes, 4, 5, 3, 7);
+  } else if (name == "gemm_batched_tn") {
+    gemm_batched_case(rec, transpose::yes, transpose::no, 4, 5, 3, 7);
+  } else if (name == "gemm_batched_tt") {
+    gemm_batched_case(rec, transpose::yes, transpose::yes, 4, 5, 3, 7);
+  } else if (name == "gemm_batched_large") {
+    // Members large enough for the Eigen backend's oneTBB row blocks (m >= 128, m n k >= 2^22).
+    gemm_batched_case(rec, transpose::no, transpose::yes, 2, 192, 144, 160);
   } else {
     throw std::invalid_argument("no conformance case named " + std::string(name));
   }
@@ -815,6 +911,19 @@ std::vector<std::string> error_messages() {
     B::gather(ctx, y, shape(5, 5), y, im2col_map{1, 1, 1});  // resizing an input
   });
   expect([&] { B::resize(ctx, B::slice(ctx, a, 0, shape(2, 2)), shape(2, 3)); });
+  using S = typename B::scalar;
+  const auto fraction = B::from_host(ctx, {S(0), S(2.5)}, shape::vector(2));
+  const auto too_big = B::from_host(ctx, {S(1), S(3)}, shape::vector(2));
+  expect([&] { B::broadcast_add(ctx, a, 1.0, b); });
+  expect([&] { B::sum_columns(ctx, col, 0.0, a); });
+  expect([&] { B::max_rows(ctx, out_t, B::make(ctx, shape(2, 0))); });
+  expect([&] { B::gather_rows(ctx, out_t, a, fraction); });
+  expect([&] { B::gather_rows(ctx, out_t, a, a); });
+  expect([&] { B::scatter_add_rows(ctx, a, too_big, B::make(ctx, shape(2, 4))); });
+  expect([&] { B::scatter_add_rows(ctx, a, fraction, B::make(ctx, shape(2, 3))); });
+  expect([&] { B::gemm_batched(ctx, transpose::no, transpose::no, 1, a, b, 0, out_t, 2); });
+  expect([&] { B::gemm_batched(ctx, transpose::no, transpose::no, 1, a, a, 0, out_t, 3); });
+  expect([&] { B::gemm_batched(ctx, transpose::no, transpose::yes, 1, a, a, 1, out_t, 3); });
   return out;
 }
 

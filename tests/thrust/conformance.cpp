@@ -15,6 +15,7 @@
 
 #include "ayf/backends/thrust/backend.hpp"
 #include "cases.hpp"
+#include "compare.hpp"
 #include "reference.hpp"
 #include "support/tolerance.hpp"
 
@@ -32,37 +33,6 @@ const char* system_name() {
 #else
   return "cpp";
 #endif
-}
-
-/// Agreement of `got` with `want`: max |got - want|, that over max |want| (the relative error in
-/// the max norm), NMSE = sum (got - want)^2 / sum want^2, and whether the bits are equal.
-struct comparison {
-  double max_abs = 0, relative = 0, nmse = 0;
-  bool bitwise = true;
-};
-
-comparison compare(const std::vector<double>& got, const std::vector<double>& want) {
-  comparison c;
-  double scale = 0, err2 = 0, ref2 = 0;
-  for (std::size_t k = 0; k < want.size(); ++k) {
-    const double d = got[k] - want[k];
-    c.max_abs = std::max(c.max_abs, std::abs(d));
-    scale = std::max(scale, std::abs(want[k]));
-    err2 += d * d;
-    ref2 += want[k] * want[k];
-    c.bitwise = c.bitwise && std::memcmp(&got[k], &want[k], sizeof(double)) == 0;
-  }
-  if (!std::isfinite(c.max_abs)) c.max_abs = INFINITY;
-  c.relative = scale > 0 ? c.max_abs / scale : c.max_abs;
-  c.nmse = ref2 > 0 ? err2 / ref2 : err2;
-  return c;
-}
-
-const case_info& find_case(const std::string& name) {
-  for (const auto& c : cases())
-    if (c.name == name) return c;
-  FAIL("no conformance case " << name);
-  return cases().front();
 }
 
 template <class S>
@@ -141,6 +111,16 @@ AYF_CONFORMANCE("unet_backward")
 AYF_CONFORMANCE("unet_from_teacher")
 AYF_CONFORMANCE("unet_flow_matching_step")
 AYF_CONFORMANCE("unet_ayf_emd_step")
+AYF_CONFORMANCE("broadcast_add")
+AYF_CONFORMANCE("sum_columns")
+AYF_CONFORMANCE("max_rows")
+AYF_CONFORMANCE("gather_rows")
+AYF_CONFORMANCE("scatter_add_rows")
+AYF_CONFORMANCE("gemm_batched_nn")
+AYF_CONFORMANCE("gemm_batched_nt")
+AYF_CONFORMANCE("gemm_batched_tn")
+AYF_CONFORMANCE("gemm_batched_tt")
+AYF_CONFORMANCE("gemm_batched_large")
 
 TEST_CASE("thrust conformance covers every case of cases.hpp", "[thrust][conformance]") {
   // A case added to cases() without its TEST_CASE above would go unchecked.

@@ -22,6 +22,10 @@ struct probe_square {
   template <class T>
   AYF_HOST_DEVICE T operator()(T x) const { return x * x; }
 };
+struct probe_product {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T x, T y) const { return x * y; }
+};
 struct probe_index_map {
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const { return i; }
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const { return i + r; }
@@ -30,9 +34,11 @@ struct probe_index_map {
 
 /// A backend `B` provides, with the context first and outputs after inputs where the table of
 /// design.md §3 does not say otherwise:
-///   B::scalar, B::tensor, B::context (holding `philox_stream rng`), B::view (non-owning, trivially
-///   copyable; every operation takes tensors and views alike)
-///   slice(ctx, flat, offset, shape) -> view of elements [offset, offset + shape.size()) of `flat`
+///   B::scalar, B::tensor, B::context (holding `philox_stream rng`), B::view and B::const_view
+///   (non-owning, trivially copyable; every operation takes tensors, views and const views alike as
+///   inputs, and tensors and views as outputs)
+///   slice(ctx, flat, offset, shape) -> view (const_view of a const flat) of elements
+///                                     [offset, offset + shape.size()) of `flat`
 ///   make(ctx, shape) -> tensor; shape_of(t) -> shape; resize(ctx, t, shape) (no-op when equal)
 ///   copy(ctx, in, out); fill(ctx, out, value); to_host(ctx, t) -> std::vector<scalar>;
 ///   from_host(ctx, values, shape) -> tensor
@@ -45,6 +51,12 @@ struct probe_index_map {
 ///   reduce_all(ctx, f, in...) -> scalar;  dot(ctx, a, b) -> scalar;  extrema(ctx, t) -> {min, max}
 ///   randn(ctx, out); rand_uniform(ctx, out)        Philox draws from ctx.rng
 ///   gemm(ctx, op_a, op_b, alpha, A, B, beta, C)    C = alpha op(A) op(B) + beta C
+///   broadcast_add(ctx, y, alpha, v)                y[i,j] += alpha v[0, j mod C] (v: [1, C], C | N) or alpha v[i, 0]
+///   sum_columns(ctx, out, beta, in)                out[0,c] = beta out[0,c] + sum_{i,q} in[i, qC + c], out: [1, C]
+///   max_rows(ctx, out, in)                         out[i] = max_j in[i,j], out: [B, 1]
+///   gather_rows(ctx, out, table, index)            out[i,:] = table[index[i],:] (zeros for index[i] < 0)
+///   scatter_add_rows(ctx, table, index, in)        table[index[i],:] += in[i,:], i in order
+///   gemm_batched(ctx, op_a, op_b, alpha, A, B, beta, C, batch)  gemm on each of `batch` runs of rows
 template <class B>
 concept backend =
     requires {
@@ -52,7 +64,9 @@ concept backend =
       typename B::tensor;
       typename B::context;
       typename B::view;
+      typename B::const_view;
     } && std::floating_point<typename B::scalar> && std::is_trivially_copyable_v<typename B::view> &&
+    std::is_trivially_copyable_v<typename B::const_view> &&
     requires(typename B::context& ctx, typename B::tensor& y, const typename B::tensor& x,
              const shape& sh, typename B::scalar a, const std::vector<typename B::scalar>& host) {
       { ctx.rng } -> std::convertible_to<philox_stream&>;
@@ -77,6 +91,41 @@ concept backend =
       B::randn(ctx, y);
       B::rand_uniform(ctx, y);
       B::gemm(ctx, transpose::no, transpose::yes, a, x, x, a, y);
+      B::broadcast_add(ctx, y, a, x);
+      B::sum_columns(ctx, y, a, x);
+      B::max_rows(ctx, y, x);
+      B::gather_rows(ctx, y, x, x);
+      B::scatter_add_rows(ctx, y, x, x);
+      B::gemm_batched(ctx, transpose::no, transpose::yes, a, x, x, a, y, std::size_t{1});
+    } &&
+    // Views as outputs, views and const views as inputs (layers work on slices of flat buffers).
+    requires(typename B::context& ctx, const typename B::tensor& x, const typename B::view& v,
+             const typename B::const_view& cv, const shape& sh, typename B::scalar a, double d) {
+      { B::slice(ctx, x, std::size_t{0}, sh) } -> std::same_as<typename B::const_view>;
+      { B::shape_of(v) } -> std::same_as<shape>;
+      { B::shape_of(cv) } -> std::same_as<shape>;
+      B::resize(ctx, v, sh);
+      B::copy(ctx, cv, v);
+      B::fill(ctx, v, a);
+      { B::to_host(ctx, cv) } -> std::same_as<std::vector<typename B::scalar>>;
+      B::transform(ctx, v, detail::probe_square{}, cv);
+      B::transform(ctx, v, detail::probe_product{}, v, cv);
+      B::scale_sum_rows(ctx, v, cv, cv, a, v);
+      B::reduce_rows(ctx, v, detail::probe_square{}, cv);
+      B::gather(ctx, v, sh, cv, detail::probe_index_map{}, std::int64_t{1});
+      B::gather_sum(ctx, v, sh, cv, detail::probe_index_map{}, std::int64_t{1}, std::int64_t{1});
+      { B::reduce_all(ctx, detail::probe_product{}, cv, v) } -> std::convertible_to<typename B::scalar>;
+      { B::dot(ctx, cv, v) } -> std::convertible_to<typename B::scalar>;
+      { B::extrema(ctx, cv) } -> std::same_as<std::pair<typename B::scalar, typename B::scalar>>;
+      B::randn(ctx, v);
+      B::rand_uniform(ctx, v);
+      B::gemm(ctx, transpose::yes, transpose::no, a, cv, v, a, v);
+      B::broadcast_add(ctx, v, d, cv);
+      B::sum_columns(ctx, v, d, cv);
+      B::max_rows(ctx, v, cv);
+      B::gather_rows(ctx, v, cv, cv);
+      B::scatter_add_rows(ctx, v, cv, v);
+      B::gemm_batched(ctx, transpose::yes, transpose::yes, a, cv, v, a, v, std::size_t{2});
     };
 
 template <backend B>

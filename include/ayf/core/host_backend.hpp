@@ -153,6 +153,23 @@ struct host_backend {
     });
   }
 
+  /// y[i, j] += alpha v[0, j mod C] for a [1, C] row v whose C divides y's columns (a bias per
+  /// pixel of a channels-last image; per column when C = N), or y[i, j] += alpha v[i, 0] for a
+  /// [R, 1] column v. y: [R, N], never resized; alpha a scalar or double.
+  template <class Out, class Alpha, class V>
+  static void broadcast_add(context& ctx, Out&& y, Alpha alpha, const V& v) {
+    static_assert(std::is_arithmetic_v<Alpha>, "broadcast_add: alpha is a number");
+    static_assert(is_operand<V>, "broadcast_add: v must be a tensor or view");
+    const shape sy = shape_of(y);
+    const std::size_t period = detail::broadcast_period(sy, shape_of(v));
+    scalar* o = data(y);
+    const scalar* x = data(v);
+    const auto a = static_cast<scalar>(alpha);
+    ctx.executor.for_blocks(sy.rows, sy.cols, [&](std::size_t b, std::size_t e) {
+      host_kernels::broadcast_add(b, e, sy.cols, o, a, x, period);
+    });
+  }
+
   // ---- index maps --------------------------------------------------------------------------
   /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0) for every i of `out_shape`:
   /// im2col, resampling, concatenation, broadcasting. out is resized to out_shape. With block > 1
@@ -191,6 +208,44 @@ struct host_backend {
     });
   }
 
+  /// out[i, :] = table[index[i], :], a zero row where index[i] < 0 (the null class); index: [R, 1]
+  /// integer labels stored as scalars, table: [K, C]; out is resized to [R, C]. A label that is not
+  /// an integer or is >= K raises.
+  template <class Out, class Table, class Index>
+  static void gather_rows(context& ctx, Out&& out, const Table& table, const Index& index) {
+    static_assert(is_operand<Table> && is_operand<Index>, "gather_rows: table and index must be tensors or views");
+    const shape st = shape_of(table), si = shape_of(index);
+    detail::check_index_shape("gather_rows", si);
+    check_row_labels("gather_rows", index, st.rows);
+    const shape so(si.rows, st.cols);
+    require_no_resized_alias("gather_rows", out, so, table, index);
+    resize(ctx, out, so);
+    scalar* o = data(out);
+    const scalar* t = data(table);
+    const scalar* k = data(index);
+    ctx.executor.for_blocks(si.rows, st.cols, [&](std::size_t b, std::size_t e) {
+      host_kernels::gather_rows(b, e, st.cols, o, t, k);
+    });
+  }
+
+  /// The adjoint of gather_rows: table[k, :] += sum of in[i, :] over the rows i with index[i] = k,
+  /// i in order (negative labels skipped). table: [K, C] (not resized), index: [R, 1], in: [R, C].
+  template <class Table, class Index, class In>
+  static void scatter_add_rows(context& ctx, Table&& table, const Index& index, const In& in) {
+    static_assert(is_operand<Index> && is_operand<In>, "scatter_add_rows: index and in must be tensors or views");
+    const shape st = shape_of(table), si = shape_of(index);
+    detail::check_index_shape("scatter_add_rows", si);
+    require_shape("scatter_add_rows", "in", shape(si.rows, st.cols), shape_of(in));
+    check_row_labels("scatter_add_rows", index, st.rows);
+    scalar* t = data(table);
+    const scalar* k = data(index);
+    const scalar* x = data(in);
+    const std::size_t work = si.rows + si.rows * st.cols / std::max<std::size_t>(st.rows, 1);
+    ctx.executor.for_blocks(st.rows, work, [&](std::size_t b, std::size_t e) {
+      host_kernels::scatter_add_rows(b, e, st.cols, si.rows, t, k, x);
+    });
+  }
+
   // ---- reductions ----------------------------------------------------------------------------
   /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1].
   template <class Out, class F, class... In>
@@ -201,6 +256,43 @@ struct host_backend {
     scalar* o = data(out);
     ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
       host_kernels::reduce_rows(b, e, sh.cols, o, f, data(in)...);
+    });
+  }
+
+  /// out[0, c] = beta out[0, c] + sum_{i, q} in[i, q C + c]: column sums of in [R, N] folded over
+  /// runs of C = out's columns (C divides N; C = N: plain column sums, e.g. a bias gradient; C
+  /// channels: a channels-last conv bias gradient). out: [1, C], never resized; beta = 0 ignores
+  /// its values. Summed in double, rows then runs in order: independent of the thread count.
+  template <class Out, class Beta, class In>
+  static void sum_columns(context& ctx, Out&& out, Beta beta, const In& in) {
+    static_assert(std::is_arithmetic_v<Beta>, "sum_columns: beta is a number");
+    static_assert(is_operand<In>, "sum_columns: in must be a tensor or view");
+    const shape si = shape_of(in);
+    const std::size_t period = detail::column_period(shape_of(out), si);
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    const auto b = static_cast<double>(beta);
+    ctx.executor.for_blocks(period, si.rows * (si.cols / period), [&](std::size_t begin, std::size_t end) {
+      host_kernels::sum_columns(begin, end, si.rows, si.cols, period, o, b, x);
+    });
+  }
+
+  /// out[i, 0] = max_j in[i, j] (NaN when row i holds a NaN); out is resized to [R, 1]; in needs a column.
+  template <class Out, class In>
+  static void max_rows(context& ctx, Out&& out, const In& in) {
+    static_assert(is_operand<In>, "max_rows: in must be a tensor or view");
+    const shape sh = shape_of(in);
+    if (sh.cols == 0) {
+      std::ostringstream received;
+      received << sh;
+      throw_argument_error("max_rows", "in", "at least one column", received.str());
+    }
+    require_no_resized_alias("max_rows", out, shape::vector(sh.rows), in);
+    resize(ctx, out, shape::vector(sh.rows));
+    scalar* o = data(out);
+    const scalar* x = data(in);
+    ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
+      host_kernels::max_rows(b, e, sh.cols, o, x);
     });
   }
 
@@ -275,82 +367,45 @@ struct host_backend {
     }
   }
 
-  // ---- TEMPORARY primitives (replaced by the primitives branch on merge) ----
-  template <class Y, class V>
-  static void broadcast_add(context&, Y&& y, double alpha, const V& v) {
-    const shape sy = shape_of(y), sv = shape_of(v);
-    scalar* o = data(y);
-    const scalar* pv = data(v);
-    if (sv.rows == 1) {
-      require(sv.cols > 0 && sy.cols % sv.cols == 0, "broadcast_add", "v", "a divisor row", sv);
-      for (std::size_t i = 0; i < sy.rows; ++i)
-        for (std::size_t j = 0; j < sy.cols; ++j) o[i * sy.cols + j] += static_cast<scalar>(alpha) * pv[j % sv.cols];
-    } else {
-      require_vector("broadcast_add", "v", sy.rows, sv);
-      for (std::size_t i = 0; i < sy.rows; ++i)
-        for (std::size_t j = 0; j < sy.cols; ++j) o[i * sy.cols + j] += static_cast<scalar>(alpha) * pv[i];
-    }
-  }
-  template <class Out, class In>
-  static void sum_columns(context&, Out&& out, double beta, const In& in) {
-    const shape so = shape_of(out), si = shape_of(in);
-    require(so.rows == 1 && so.cols > 0 && si.cols % so.cols == 0, "sum_columns", "out", "[1, C]", so);
-    scalar* o = data(out);
-    const scalar* x = data(in);
-    const std::size_t c = so.cols, runs = si.cols / c;
-    for (std::size_t j = 0; j < c; ++j) {
-      double acc = 0;
-      for (std::size_t i = 0; i < si.rows; ++i)
-        for (std::size_t q = 0; q < runs; ++q) acc += static_cast<double>(x[i * si.cols + q * c + j]);
-      o[j] = static_cast<scalar>((beta == 0 ? 0.0 : beta * static_cast<double>(o[j])) + acc);
-    }
-  }
-  template <class Out, class In>
-  static void max_rows(context& ctx, Out&& out, const In& in) {
-    const shape si = shape_of(in);
-    resize(ctx, out, shape(si.rows, 1));
-    scalar* o = data(out);
-    const scalar* x = data(in);
-    for (std::size_t i = 0; i < si.rows; ++i) o[i] = *std::max_element(x + i * si.cols, x + (i + 1) * si.cols);
-  }
-  template <class Out, class T, class I>
-  static void gather_rows(context& ctx, Out&& out, const T& table, const I& index) {
-    const shape st = shape_of(table), si = shape_of(index);
-    resize(ctx, out, shape(si.rows, st.cols));
-    scalar* o = data(out);
-    for (std::size_t i = 0; i < si.rows; ++i) {
-      const double k = static_cast<double>(data(index)[i]);
-      require(k < static_cast<double>(st.rows), "gather_rows", "index", "a row of the table", k);
-      for (std::size_t j = 0; j < st.cols; ++j)
-        o[i * st.cols + j] = k < 0 ? scalar(0) : data(table)[static_cast<std::size_t>(k) * st.cols + j];
-    }
-  }
-  template <class T, class I, class In>
-  static void scatter_add_rows(context&, T&& table, const I& index, const In& in) {
-    const shape st = shape_of(table), si = shape_of(index);
-    scalar* o = data(table);
-    for (std::size_t i = 0; i < si.rows; ++i) {
-      const double k = static_cast<double>(data(index)[i]);
-      require(k < static_cast<double>(st.rows), "scatter_add_rows", "index", "a row of the table", k);
-      if (k < 0) continue;
-      for (std::size_t j = 0; j < st.cols; ++j) o[static_cast<std::size_t>(k) * st.cols + j] += data(in)[i * st.cols + j];
-    }
-  }
+  /// C_k = alpha op(A_k) op(B_k) + beta C_k for k < batch, where A_k, B_k, C_k are the k-th runs of
+  /// rows/batch consecutive rows of A [batch*ra, ca], B [batch*rb, cb] and C [batch*m, n] (C is
+  /// resized when beta = 0 and must match otherwise), with gemm's transpose rules per member.
+  /// Members run in parallel; each is gemm's product, so the result does not depend on threads.
   template <class A, class Bm, class C>
   static void gemm_batched(context& ctx, transpose op_a, transpose op_b, scalar alpha, const A& a, const Bm& b,
                            scalar beta, C&& c, std::size_t batch) {
+    static_assert(is_operand<A> && is_operand<Bm>, "gemm_batched: A and B must be tensors or views");
     const shape sa = shape_of(a), sb = shape_of(b);
-    const shape ma(sa.rows / batch, sa.cols), mb(sb.rows / batch, sb.cols);
-    const std::size_t m = op_a == transpose::yes ? ma.cols : ma.rows, n = op_b == transpose::yes ? mb.rows : mb.cols;
-    if (beta == scalar(0)) resize(ctx, c, shape(batch * m, n));
-    for (std::size_t k = 0; k < batch; ++k) {
-      const_view ak{data(a) + k * ma.size(), ma}, bk{data(b) + k * mb.size(), mb};
-      view ck{data(c) + k * m * n, shape(m, n)};
-      gemm(ctx, op_a, op_b, alpha, ak, bk, beta, ck);
-    }
+    const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
+    const detail::batched_gemm_dims g = detail::batched_gemm_shape(ta, tb, sa, sb, batch);
+    const shape sc(batch * g.m, g.n);
+    if (beta != scalar(0)) require_shape("gemm_batched", "C", sc, shape_of(c));
+    require_no_resized_alias("gemm_batched", c, sc, a, b);
+    resize(ctx, c, sc);
+    if (g.m == 0 || g.n == 0) return;
+    const scalar* pa = data(a);
+    const scalar* pb = data(b);
+    scalar* pc = data(c);
+    const std::size_t stride_a = g.rows_a * sa.cols, stride_b = g.rows_b * sb.cols, stride_c = g.m * g.n;
+    ctx.executor.for_blocks(batch, g.m * g.n * (g.k + 1), [&](std::size_t begin, std::size_t end) {
+      for (std::size_t k = begin; k < end; ++k) {
+        const scalar* ak = pa + k * stride_a;
+        const scalar* bk = pb + k * stride_b;
+        scalar* ck = pc + k * stride_c;
+        if constexpr (has_storage_gemm) {
+          Storage::gemm(g.m, g.n, g.k, ta, tb, alpha, ak, sa.cols, bk, sb.cols, beta, ck);
+        } else {
+          host_kernels::gemm(g.m, g.n, g.k, ta, tb, alpha, ak, sa.cols, bk, sb.cols, beta, ck);
+        }
+      }
+    });
   }
 
 private:
+  /// Whether the storage brings its own GEMM (Eigen's product); else the reference loops.
+  static constexpr bool has_storage_gemm =
+      requires(std::size_t d, bool t, scalar s, const scalar* p, scalar* q) { Storage::gemm(d, d, d, t, t, s, p, d, p, d, s, q); };
+
   template <class X>
   static constexpr bool is_operand = std::is_same_v<X, tensor> || std::is_same_v<X, view> ||
                                      std::is_same_v<X, const_view>;
@@ -359,6 +414,15 @@ private:
   static const scalar* data(const tensor& x) { return Storage::data(x); }
   static scalar* data(const view& x) { return x.data; }
   static const scalar* data(const const_view& x) { return x.data; }
+
+  /// Raises at the first label of index that is not an integer below table_rows.
+  template <class Index>
+  static void check_row_labels(const char* where, const Index& index, std::size_t table_rows) {
+    const scalar* k = data(index);
+    const std::size_t n = shape_of(index).rows;
+    for (std::size_t i = 0; i < n; ++i)
+      if (!host_kernels::valid_row_label(k[i], table_rows)) detail::throw_row_label_error(where, i, k[i], table_rows);
+  }
 
   template <class Out, class... Args>
   static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {

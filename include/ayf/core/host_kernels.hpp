@@ -92,6 +92,95 @@ AYF_HOST_DEVICE void gather_sum(std::size_t begin, std::size_t end, S* out, cons
   }
 }
 
+/// Rows [row_begin, row_end) of y += alpha v: v[j mod period] for a row v, or v[i] when period is 0.
+template <class S>
+void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* y, S alpha, const S* v,
+                   std::size_t period) {
+  for (std::size_t i = row_begin; i < row_end; ++i) {
+    S* row = y + i * cols;
+    if (period == 0) {
+      const S a = alpha * v[i];
+      for (std::size_t j = 0; j < cols; ++j) row[j] += a;
+    } else {
+      for (std::size_t q = 0; q < cols; q += period)
+        for (std::size_t c = 0; c < period; ++c) row[q + c] += alpha * v[c];
+    }
+  }
+}
+
+/// out[c] = beta out[c] + sum_{i, q} in[i, q period + c] for c in [begin, end): in double, i then q
+/// in order (so the result does not depend on how the columns are split); beta = 0 ignores out.
+template <class S>
+void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size_t cols, std::size_t period, S* out,
+                 double beta, const S* in) {
+  constexpr std::size_t lanes = 64;
+  for (std::size_t c0 = begin; c0 < end; c0 += lanes) {
+    const std::size_t width = end - c0 < lanes ? end - c0 : lanes;
+    double acc[lanes] = {};
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (std::size_t q = 0; q < cols; q += period) {
+        const S* x = in + i * cols + q + c0;
+        for (std::size_t c = 0; c < width; ++c) acc[c] += static_cast<double>(x[c]);
+      }
+    }
+    for (std::size_t c = 0; c < width; ++c) {
+      S& o = out[c0 + c];
+      o = static_cast<S>(beta == 0 ? acc[c] : beta * static_cast<double>(o) + acc[c]);
+    }
+  }
+}
+
+/// out[i] = max_j in[i, j] for rows [row_begin, row_end) (cols >= 1); NaN when the row holds a NaN.
+template <class S>
+AYF_HOST_DEVICE void max_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const S* in) {
+  for (std::size_t i = row_begin; i < row_end; ++i) {
+    const S* x = in + i * cols;
+    S m = x[0];
+    for (std::size_t j = 1; j < cols; ++j)
+      if (x[j] > m || x[j] != x[j]) m = x[j];
+    out[i] = m;
+  }
+}
+
+/// Whether `label` names a row of a table of `rows` rows: an integer below `rows` (negative
+/// integers name no row).
+template <class S>
+AYF_HOST_DEVICE bool valid_row_label(S label, std::size_t rows) {
+  const double v = static_cast<double>(label);
+  if (!(v > -9.0e18 && v < static_cast<double>(rows))) return false;  // also NaN and infinities
+  return static_cast<double>(static_cast<std::int64_t>(v)) == v;
+}
+
+/// Rows [row_begin, row_end): out[i, :] = table[index[i], :], zeros where index[i] < 0.
+template <class S>
+void gather_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const S* table,
+                 const S* index) {
+  for (std::size_t i = row_begin; i < row_end; ++i) {
+    const auto k = static_cast<std::int64_t>(index[i]);
+    S* o = out + i * cols;
+    if (k < 0) {
+      for (std::size_t j = 0; j < cols; ++j) o[j] = S(0);
+    } else {
+      const S* t = table + static_cast<std::size_t>(k) * cols;
+      for (std::size_t j = 0; j < cols; ++j) o[j] = t[j];
+    }
+  }
+}
+
+/// Table rows [begin, end): table[k, :] += in[i, :] for every i with index[i] = k, i in order.
+template <class S>
+void scatter_add_rows(std::size_t begin, std::size_t end, std::size_t cols, std::size_t rows, S* table,
+                      const S* index, const S* in) {
+  for (std::size_t k = begin; k < end; ++k) {
+    S* t = table + k * cols;
+    for (std::size_t i = 0; i < rows; ++i) {
+      if (static_cast<std::int64_t>(index[i]) != static_cast<std::int64_t>(k)) continue;
+      const S* x = in + i * cols;
+      for (std::size_t j = 0; j < cols; ++j) t[j] += x[j];
+    }
+  }
+}
+
 /// Sum of f over chunk `chunk` of a flat array of n elements, accumulated in double.
 template <class F, class... In>
 double reduce_chunk_sum(std::size_t chunk, std::size_t n, const F& f, const In*... in) {

@@ -248,6 +248,94 @@ struct gather_sum {
   }
 };
 
+/// y[e] += alpha v[j mod period] (a row v) or alpha v[i] (period 0) for element e = (i, j).
+template <class S>
+struct broadcast_add {
+  S* y;
+  const S* v;
+  S alpha;
+  std::size_t cols, period;
+  AYF_HOST_DEVICE void operator()(std::size_t e) const {
+    y[e] += period == 0 ? alpha * v[e / cols] : alpha * v[(e % cols) % period];
+  }
+};
+/// Column c of host_kernels::sum_columns: in double, rows then runs in order.
+template <class S>
+struct sum_columns {
+  S* out;
+  const S* in;
+  std::size_t rows, cols, period;
+  double beta;
+  AYF_HOST_DEVICE void operator()(std::size_t c) const {
+    double acc = 0;
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t q = c; q < cols; q += period) acc += static_cast<double>(in[i * cols + q]);
+    out[c] = static_cast<S>(beta == 0 ? acc : beta * static_cast<double>(out[c]) + acc);
+  }
+};
+/// Row i of host_kernels::max_rows.
+template <class S>
+struct max_rows {
+  S* out;
+  const S* in;
+  std::size_t cols;
+  AYF_HOST_DEVICE void operator()(std::size_t i) const { host_kernels::max_rows(i, i + 1, cols, out, in); }
+};
+/// first[c] = the first row of chunk c whose label is not valid for a table of `table_rows` rows,
+/// or `rows` when there is none (as a double; rows < 2^53).
+template <class S>
+struct first_invalid_label {
+  double* first;
+  const S* index;
+  std::size_t rows, table_rows;
+  AYF_HOST_DEVICE void operator()(std::size_t chunk) const {
+    const std::size_t begin = chunk * host_kernels::reduce_chunk;
+    const std::size_t end = begin + host_kernels::reduce_chunk < rows ? begin + host_kernels::reduce_chunk : rows;
+    std::size_t bad = rows;
+    for (std::size_t i = begin; i < end && bad == rows; ++i)
+      if (!host_kernels::valid_row_label(index[i], table_rows)) bad = i;
+    first[chunk] = static_cast<double>(bad);
+  }
+};
+/// first[count] = min over the chunks' first invalid rows.
+struct merge_first {
+  double* first;
+  std::size_t count;
+  AYF_HOST_DEVICE void operator()(std::size_t /*unused*/) const {
+    double m = first[0];
+    for (std::size_t c = 1; c < count; ++c) m = first[c] < m ? first[c] : m;
+    first[count] = m;
+  }
+};
+/// out[e] = table[index[i], j] for element e = (i, j), 0 where index[i] < 0.
+template <class S>
+struct gather_rows {
+  S* out;
+  const S* table;
+  const S* index;
+  std::size_t cols;
+  AYF_HOST_DEVICE void operator()(std::size_t e) const {
+    const auto k = static_cast<std::int64_t>(index[e / cols]);
+    out[e] = k < 0 ? S(0) : table[static_cast<std::size_t>(k) * cols + e % cols];
+  }
+};
+/// table[e] += in[i, j] for element e = (k, j) of the table and every row i labelled k, i in order.
+template <class S>
+struct scatter_add_rows {
+  S* table;
+  const S* index;
+  const S* in;
+  std::size_t cols, rows;
+  AYF_HOST_DEVICE void operator()(std::size_t e) const {
+    const auto k = static_cast<std::int64_t>(e / cols);
+    const std::size_t j = e % cols;
+    S t = table[e];
+    for (std::size_t i = 0; i < rows; ++i)
+      if (static_cast<std::int64_t>(index[i]) == k) t += in[i * cols + j];
+    table[e] = t;
+  }
+};
+
 /// out[k] = philox_normal(seed, first + k): the same numbers as host_kernels::randn.
 template <class S>
 struct randn {
@@ -453,6 +541,17 @@ struct thrust_backend {
     launch(ctx, sh.size(), kernel);
   }
 
+  /// y[i, j] += alpha v[0, j mod C] for a [1, C] row v (C divides y's columns), or alpha v[i, 0]
+  /// for a [R, 1] column v. y: [R, N], never resized; alpha a scalar or double.
+  template <class Out, class Alpha, class V>
+  static void broadcast_add(context& ctx, Out&& y, Alpha alpha, const V& v) {
+    static_assert(std::is_arithmetic_v<Alpha>, "broadcast_add: alpha is a number");
+    static_assert(is_operand<V>, "broadcast_add: v must be a tensor or view");
+    const shape sy = shape_of(y);
+    const std::size_t period = detail::broadcast_period(sy, shape_of(v));
+    launch(ctx, sy.size(), thrust_kernels::broadcast_add<S>{data(y), data(v), static_cast<S>(alpha), sy.cols, period});
+  }
+
   // ---- index maps --------------------------------------------------------------------------
   /// out[i] = in[map(i)] (flat row-major indices; map(i) < 0 gives 0); out is resized to out_shape.
   template <class Out, class In, class Map>
@@ -478,6 +577,32 @@ struct thrust_backend {
            thrust_kernels::gather_sum<S, Map>{data(out), data(in), map, taps, static_cast<std::size_t>(block)});
   }
 
+  /// out[i, :] = table[index[i], :], zeros where index[i] < 0; index: [R, 1] integer labels, table:
+  /// [K, C]; out is resized to [R, C]. The labels are checked on the device before the gather.
+  template <class Out, class Table, class Index>
+  static void gather_rows(context& ctx, Out&& out, const Table& table, const Index& index) {
+    static_assert(is_operand<Table> && is_operand<Index>, "gather_rows: table and index must be tensors or views");
+    const shape st = shape_of(table), si = shape_of(index);
+    detail::check_index_shape("gather_rows", si);
+    check_row_labels(ctx, "gather_rows", index, st.rows);
+    const shape so(si.rows, st.cols);
+    require_no_resized_alias("gather_rows", out, so, table, index);
+    resize(ctx, out, so);
+    launch(ctx, so.size(), thrust_kernels::gather_rows<S>{data(out), data(table), data(index), st.cols});
+  }
+
+  /// table[k, :] += sum of in[i, :] over the rows i with index[i] = k, i in order (negative labels
+  /// skipped); one thread per table element, no atomics. table: [K, C], index: [R, 1], in: [R, C].
+  template <class Table, class Index, class In>
+  static void scatter_add_rows(context& ctx, Table&& table, const Index& index, const In& in) {
+    static_assert(is_operand<Index> && is_operand<In>, "scatter_add_rows: index and in must be tensors or views");
+    const shape st = shape_of(table), si = shape_of(index);
+    detail::check_index_shape("scatter_add_rows", si);
+    require_shape("scatter_add_rows", "in", shape(si.rows, st.cols), shape_of(in));
+    check_row_labels(ctx, "scatter_add_rows", index, st.rows);
+    launch(ctx, st.size(), thrust_kernels::scatter_add_rows<S>{data(table), data(index), data(in), st.cols, si.rows});
+  }
+
   // ---- reductions ----------------------------------------------------------------------------
   /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1]. Summed in column order, in double.
   template <class Out, class F, class... In>
@@ -486,6 +611,33 @@ struct thrust_backend {
     require_no_resized_alias("reduce_rows", out, shape::vector(sh.rows), in...);
     resize(ctx, out, shape::vector(sh.rows));
     launch(ctx, sh.rows, thrust_kernels::reduce_rows<S, F, sizeof...(In)>{data(out), sh.cols, f, {data(in)...}});
+  }
+
+  /// out[0, c] = beta out[0, c] + sum_{i, q} in[i, q C + c], out: [1, C] (C divides in's columns;
+  /// never resized; beta = 0 ignores its values). One thread per column, the host backend's order.
+  template <class Out, class Beta, class In>
+  static void sum_columns(context& ctx, Out&& out, Beta beta, const In& in) {
+    static_assert(std::is_arithmetic_v<Beta>, "sum_columns: beta is a number");
+    static_assert(is_operand<In>, "sum_columns: in must be a tensor or view");
+    const shape si = shape_of(in);
+    const std::size_t period = detail::column_period(shape_of(out), si);
+    launch(ctx, period,
+           thrust_kernels::sum_columns<S>{data(out), data(in), si.rows, si.cols, period, static_cast<double>(beta)});
+  }
+
+  /// out[i, 0] = max_j in[i, j] (NaN when row i holds a NaN); out is resized to [R, 1].
+  template <class Out, class In>
+  static void max_rows(context& ctx, Out&& out, const In& in) {
+    static_assert(is_operand<In>, "max_rows: in must be a tensor or view");
+    const shape sh = shape_of(in);
+    if (sh.cols == 0) {
+      std::ostringstream received;
+      received << sh;
+      throw_argument_error("max_rows", "in", "at least one column", received.str());
+    }
+    require_no_resized_alias("max_rows", out, shape::vector(sh.rows), in);
+    resize(ctx, out, shape::vector(sh.rows));
+    launch(ctx, sh.rows, thrust_kernels::max_rows<S>{data(out), data(in), sh.cols});
   }
 
   /// sum over all elements of f(in_1, ...): chunk sums in double, then the chunks in order (the
@@ -559,6 +711,49 @@ struct thrust_backend {
 #endif
   }
 
+  /// C_k = alpha op(A_k) op(B_k) + beta C_k for k < batch over runs of rows/batch consecutive rows
+  /// of A, B and C (gemm's rules per member; C resized when beta = 0). cuBLAS's strided-batched
+  /// GEMM on CUDA; on the host systems the Eigen backend's GEMM per member.
+  template <class A, class Bm, class C>
+  static void gemm_batched(context& ctx, transpose op_a, transpose op_b, scalar alpha, const A& a, const Bm& b,
+                           scalar beta, C&& c, std::size_t batch) {
+    static_assert(is_operand<A> && is_operand<Bm>, "gemm_batched: A and B must be tensors or views");
+    const shape sa = shape_of(a), sb = shape_of(b);
+    const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
+    const detail::batched_gemm_dims g = detail::batched_gemm_shape(ta, tb, sa, sb, batch);
+    const shape sc(batch * g.m, g.n);
+    if (beta != scalar(0)) require_shape("gemm_batched", "C", sc, shape_of(c));
+    require_no_resized_alias("gemm_batched", c, sc, a, b);
+    resize(ctx, c, sc);
+    ++ctx.gemm_calls;
+    if (g.m == 0 || g.n == 0) return;
+    const std::size_t stride_a = g.rows_a * sa.cols, stride_b = g.rows_b * sb.cols, stride_c = g.m * g.n;
+#if AYF_THRUST_CUDA
+    timed_gemm(ctx, [&](cublasHandle_t handle) {
+      const cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+      const int mi = static_cast<int>(g.m), ni = static_cast<int>(g.n), ki = static_cast<int>(g.k);
+      const int la = static_cast<int>(sa.cols > 0 ? sa.cols : 1), lb = static_cast<int>(sb.cols > 0 ? sb.cols : 1);
+      const auto sta = static_cast<long long>(stride_a), stb = static_cast<long long>(stride_b),
+                 stc = static_cast<long long>(stride_c);
+      const int count = static_cast<int>(batch);
+      if constexpr (std::is_same_v<S, float>) {
+        context::check(cublasSgemmStridedBatched(handle, ob, oa, ni, mi, ki, &alpha, data(b), lb, stb, data(a), la, sta,
+                                                 &beta, data(c), ni, stc, count),
+                       "cublasSgemmStridedBatched");
+      } else {
+        context::check(cublasDgemmStridedBatched(handle, ob, oa, ni, mi, ki, &alpha, data(b), lb, stb, data(a), la, sta,
+                                                 &beta, data(c), ni, stc, count),
+                       "cublasDgemmStridedBatched");
+      }
+    });
+#else
+    for (std::size_t k = 0; k < batch; ++k) {
+      eigen_storage<S>::gemm(g.m, g.n, g.k, ta, tb, alpha, data(a) + k * stride_a, sa.cols, data(b) + k * stride_b,
+                             sb.cols, beta, data(c) + k * stride_c);
+    }
+#endif
+  }
+
 private:
   template <class X>
   static constexpr bool is_operand = std::is_same_v<X, tensor> || std::is_same_v<X, view> ||
@@ -605,22 +800,30 @@ private:
   /// a row-major matrix read as column-major is its transpose, so only the operand order swaps.
   static void gemm_cublas(context& ctx, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha,
                           const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    timed_gemm(ctx, [&](cublasHandle_t handle) {
+      const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+      const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+      // A zero-sized k still needs valid leading dimensions (>= 1).
+      const int la = static_cast<int>(lda > 0 ? lda : 1), lb = static_cast<int>(ldb > 0 ? ldb : 1);
+      if constexpr (std::is_same_v<S, float>) {
+        context::check(cublasSgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasSgemm");
+      } else {
+        context::check(cublasDgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasDgemm");
+      }
+    });
+  }
+
+  /// Runs call(handle) on the context's cuBLAS handle, timed with CUDA events when ctx.time_gemm.
+  template <class Call>
+  static void timed_gemm(context& ctx, const Call& call) {
     cublasHandle_t handle = ctx.blas();
-    const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-    // A zero-sized k still needs valid leading dimensions (>= 1).
-    const int la = static_cast<int>(lda > 0 ? lda : 1), lb = static_cast<int>(ldb > 0 ? ldb : 1);
     cudaEvent_t start = nullptr, stop = nullptr;
     if (ctx.time_gemm) {
       context::check(cudaEventCreate(&start), "cudaEventCreate");
       context::check(cudaEventCreate(&stop), "cudaEventCreate");
       context::check(cudaEventRecord(start, ctx.stream), "cudaEventRecord");
     }
-    if constexpr (std::is_same_v<S, float>) {
-      context::check(cublasSgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasSgemm");
-    } else {
-      context::check(cublasDgemm(handle, op_b, op_a, ni, mi, ki, &alpha, b, lb, a, la, &beta, c, ni), "cublasDgemm");
-    }
+    call(handle);
     if (ctx.time_gemm) {
       context::check(cudaEventRecord(stop, ctx.stream), "cudaEventRecord");
       context::check(cudaEventSynchronize(stop), "cudaEventSynchronize");
@@ -632,6 +835,25 @@ private:
     }
   }
 #endif
+
+  /// Raises at the first label of index that is not an integer below table_rows: a chunked search
+  /// on the device (kernels cannot throw), then one download of the first bad row and its label.
+  template <class Index>
+  static void check_row_labels(context& ctx, const char* where, const Index& index, std::size_t table_rows) {
+    const std::size_t rows = shape_of(index).rows;
+    if (rows == 0) return;
+    const std::size_t chunks = host_kernels::chunk_count(rows);
+    double* first = ctx.scratch(chunks + 1);
+    launch(ctx, chunks, thrust_kernels::first_invalid_label<S>{first, data(index), rows, table_rows});
+    launch(ctx, 1, thrust_kernels::merge_first{first, chunks});
+    double bad = 0;
+    download(ctx, first + chunks, &bad, 1);
+    const auto row = static_cast<std::size_t>(bad);
+    if (row >= rows) return;
+    S label{};
+    download(ctx, data(index) + row, &label, 1);
+    detail::throw_row_label_error(where, row, label, table_rows);
+  }
 
   template <class Out, class... Args>
   static void require_no_resized_alias(const char* where, const Out& out, const shape& sh, const Args&... args) {
