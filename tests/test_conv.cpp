@@ -14,6 +14,7 @@
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/resample.hpp"
 #include "ayf/nn/unet.hpp"
+#include "support/layer_check.hpp"
 
 namespace {
 
@@ -397,4 +398,33 @@ TEST_CASE("fast_divisor divides exactly like the hardware division", "[nn][conv]
   }
   CHECK(mismatches == 0);
   REQUIRE_THROWS_WITH(fast_divisor(0), Catch::Contains("'divisor'"));
+}
+
+TEST_CASE("conv2d, GroupNorm and resampling pass the shared layer checks (JVP, backward, gradient modes)",
+          "[nn][conv][layer][cpu]") {
+  using ayf_test::check_layer;
+  using ayf_test::layer_backend;
+  layer_backend::context ctx(31);
+  const image_shape im{4, 4, 4};
+  for (const std::size_t kernel : {std::size_t{1}, std::size_t{3}}) {
+    ayf::nn::parameter_layout layout;
+    const ayf::nn::conv2d<layer_backend> conv(layout, "conv", im, 3, kernel);
+    auto params = ayf_test::random_parameters(ctx, layout, 40 + kernel);
+    ayf_test::unary_layer_probe<ayf::nn::conv2d<layer_backend>> probe(conv, params);
+    check_layer(probe.probe(), 3, im.size(), 50 + kernel);
+  }
+  {
+    ayf::nn::parameter_layout layout;
+    const ayf::nn::group_norm<layer_backend> norm(layout, "norm", im, 2);
+    auto params = ayf_test::random_parameters(ctx, layout, 45);
+    ayf_test::unary_layer_probe<ayf::nn::group_norm<layer_backend>> probe(norm, params);
+    check_layer(probe.probe(), 3, im.size(), 55, -1.0, 2.0);
+  }
+  ayf::nn::parameter_set<layer_backend> none_params(ctx, ayf::nn::parameter_layout{});
+  const ayf::nn::avg_pool<layer_backend> pool(im);
+  ayf_test::unary_layer_probe<ayf::nn::avg_pool<layer_backend>> pool_probe(pool, none_params);
+  check_layer(pool_probe.probe(), 3, im.size(), 60);
+  const ayf::nn::upsample_nearest<layer_backend> up(im);
+  ayf_test::unary_layer_probe<ayf::nn::upsample_nearest<layer_backend>> up_probe(up, none_params);
+  check_layer(up_probe.probe(), 3, im.size(), 61);
 }
