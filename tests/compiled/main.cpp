@@ -5,7 +5,6 @@
 // translation unit only declares them), without it the header-only ones. Each prints every result as
 // hexadecimal floating point; the two outputs must be identical.
 #include <cstdio>
-#include <string>
 #include <vector>
 
 #if AYF_TEST_COMPILED
