@@ -3,7 +3,8 @@
 #  2. configure examples/cmake_consumer with CMAKE_PREFIX_PATH=<prefix>, build it, run it;
 #  3. check that find_package(ayf) with an unknown component fails with a clear message.
 # Inputs (-D): AYF_BUILD_DIR, AYF_CONSUMER_SOURCE_DIR, AYF_CONSUMER_WORK_DIR, AYF_CXX_COMPILER,
-# AYF_GENERATOR, AYF_MAKE_PROGRAM, AYF_CONFIG, AYF_DEP_DIRS ("Eigen3_DIR=...|TBB_DIR=...").
+# AYF_GENERATOR, AYF_MAKE_PROGRAM, AYF_CONFIG, AYF_DEP_DIRS ("Eigen3_DIR=...|TBB_DIR=..."),
+# AYF_INSTALL_CMAKEDIR (the package directory under the prefix).
 # The consumer is built without sanitizers: the exported targets never carry them.
 cmake_minimum_required(VERSION 3.25)
 
@@ -77,6 +78,22 @@ run("run" "${_exe}")
 message(STATUS "${run_output}")
 if(NOT run_output MATCHES "cmake_consumer: ok")
   message(FATAL_ERROR "cmake_consumer: the program did not print 'cmake_consumer: ok'")
+endif()
+
+# The consumer of ayf::compiled, built when the installed package has the component.
+find_program(_exe_compiled cmake_consumer_compiled PATHS "${_build}" "${_build}/${_config}" NO_DEFAULT_PATH NO_CACHE)
+set(_package_dir "${AYF_INSTALL_CMAKEDIR}")
+if(NOT IS_ABSOLUTE "${_package_dir}")
+  set(_package_dir "${_prefix}/${_package_dir}")
+endif()
+if(AYF_INSTALL_CMAKEDIR AND EXISTS "${_package_dir}/ayf-compiled-targets.cmake" AND NOT _exe_compiled)
+  message(FATAL_ERROR "cmake_consumer: ayf::compiled is installed, but no cmake_consumer_compiled was built in ${_build}")
+endif()
+if(_exe_compiled)
+  run("run compiled" "${_exe_compiled}")
+  if(NOT run_output MATCHES "cmake_consumer_compiled: ok")
+    message(FATAL_ERROR "cmake_consumer: cmake_consumer_compiled did not print 'cmake_consumer_compiled: ok'")
+  endif()
 endif()
 
 # 3. A missing component must fail at find_package with a message naming it.

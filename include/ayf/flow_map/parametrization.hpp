@@ -47,16 +47,7 @@ public:
 
   /// out = f(x, t, s). x, out: [B, D]; t, s: [B, 1]. out must not alias x.
   void map(typename B::context& ctx, const typename B::tensor& x, const typename B::tensor& t,
-           const typename B::tensor& s, const condition<B>& cond, typename B::tensor& out) {
-    const std::size_t batch = B::shape_of(x).rows;
-    require_vector("flow_map", "t", batch, B::shape_of(t));
-    require_vector("flow_map", "s", batch, B::shape_of(s));
-    m_model.forward(ctx, x, t, s, cond, m_average_velocity);
-    const Coefficients k = m_coefficients;
-    B::transform(ctx, m_skip, detail::skip_coefficient<Coefficients>{k}, t, s);
-    B::transform(ctx, m_out, detail::out_coefficient<Coefficients>{k}, t, s);
-    B::scale_sum_rows(ctx, out, m_skip, x, m_out, m_average_velocity);
-  }
+           const typename B::tensor& s, const condition<B>& cond, typename B::tensor& out);
 
   std::remove_reference_t<Model>& model() { return m_model; }
 
@@ -65,6 +56,22 @@ private:
   Coefficients m_coefficients;
   typename B::tensor m_average_velocity{}, m_skip{}, m_out{};
 };
+
+// Out of the class, not inline, so that an explicit instantiation declaration
+// (ayf/backends/eigen/compiled.hpp) keeps a user's translation unit from instantiating it.
+template <backend B, class Model, class Coefficients>
+void skip_out_flow_map<B, Model, Coefficients>::map(typename B::context& ctx, const typename B::tensor& x,
+                                                    const typename B::tensor& t, const typename B::tensor& s,
+                                                    const condition<B>& cond, typename B::tensor& out) {
+  const std::size_t batch = B::shape_of(x).rows;
+  require_vector("flow_map", "t", batch, B::shape_of(t));
+  require_vector("flow_map", "s", batch, B::shape_of(s));
+  m_model.forward(ctx, x, t, s, cond, m_average_velocity);
+  const Coefficients k = m_coefficients;
+  B::transform(ctx, m_skip, detail::skip_coefficient<Coefficients>{k}, t, s);
+  B::transform(ctx, m_out, detail::out_coefficient<Coefficients>{k}, t, s);
+  B::scale_sum_rows(ctx, out, m_skip, x, m_out, m_average_velocity);
+}
 
 /// The Euler flow map f = x + (s - t) F.
 template <backend B, class Model>

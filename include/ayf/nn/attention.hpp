@@ -58,10 +58,6 @@ struct exponential {
     return exp(x);
   }
 };
-struct reciprocal {
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T x) const { return T(1) / x; }
-};
 
 }  // namespace detail
 
@@ -205,7 +201,7 @@ private:
     B::broadcast_add(ctx, s, -1.0, m);
     B::transform(ctx, s, detail::exponential{}, s);
     B::reduce_rows(ctx, m, fn::identity{}, s);
-    B::transform(ctx, m, detail::reciprocal{}, m);
+    B::transform(ctx, m, fn::reciprocal_plus{0.0}, m);
     B::scale_sum_rows(ctx, s, m, s);
   }
 

@@ -42,31 +42,12 @@ public:
   /// x0: [B, D] data; labels: [B, 1] or null; iteration: for the warmup. Draws from ctx.rng.
   template <class Teacher>
   step_statistics step(typename B::context& ctx, Student& student, Teacher& teacher, const typename B::tensor& x0,
-                       const typename B::tensor* labels, double iteration) {
-    static_assert(velocity_field<Teacher, B>, "the teacher must be a velocity field");
-    if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");  // before any draw from ctx.rng
-    sample_training_batch<B>(ctx, m_config.pairs, x0, m_batch);
-    return step_on_batch(ctx, student, teacher, m_batch, labels, iteration);
-  }
+                       const typename B::tensor* labels, double iteration);
 
   /// The same on a given batch (t, s, lambda, x_t already set).
   template <class Teacher>
   step_statistics step_on_batch(typename B::context& ctx, Student& student, Teacher& teacher,
-                                const training_batch<B>& batch, const typename B::tensor* labels, double iteration) {
-    if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");
-    const condition<B> cond = batch.cond(labels);
-    teacher(ctx, batch.x_t, batch.t, cond, m_velocity);
-    detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);
-    detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);
-    student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_velocity, m_ones, m_zeros, m_f, m_df, m_saved);
-    const double r = tangent_warmup(iteration, m_config.warmup_iterations, m_config.r_max);
-    B::transform(ctx, m_coefficient, fn::scaled_difference{r}, batch.t, batch.s);  // r (t - s)
-    B::scale_sum_rows(ctx, m_tangent, 1.0, m_f, -1.0, m_velocity, m_coefficient, m_df);
-    const step_statistics stats = detail::normalized_tangent_gradient<B>(
-        ctx, m_tangent, m_config.tangent_c, m_config.normalize_tangent, m_norms, m_grad_output);
-    student.backward(ctx, m_saved, m_grad_output);
-    return stats;
-  }
+                                const training_batch<B>& batch, const typename B::tensor* labels, double iteration);
 
   /// dL/dF of the last step ([B, D]).
   const typename B::tensor& output_gradient() const { return m_grad_output; }
@@ -79,5 +60,38 @@ private:
       m_grad_output{};
   typename Student::activations m_saved{};
 };
+
+// The steps are defined out of the class, not inline, so that an explicit instantiation declaration
+// (ayf/backends/eigen/compiled.hpp) keeps a user's translation unit from instantiating them.
+template <backend B, class Student>
+template <class Teacher>
+step_statistics ayf_emd<B, Student>::step(typename B::context& ctx, Student& student, Teacher& teacher,
+                                          const typename B::tensor& x0, const typename B::tensor* labels,
+                                          double iteration) {
+  static_assert(velocity_field<Teacher, B>, "the teacher must be a velocity field");
+  if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");  // before any draw from ctx.rng
+  sample_training_batch<B>(ctx, m_config.pairs, x0, m_batch);
+  return step_on_batch(ctx, student, teacher, m_batch, labels, iteration);
+}
+
+template <backend B, class Student>
+template <class Teacher>
+step_statistics ayf_emd<B, Student>::step_on_batch(typename B::context& ctx, Student& student, Teacher& teacher,
+                                                   const training_batch<B>& batch, const typename B::tensor* labels,
+                                                   double iteration) {
+  if (!m_config.pairs.consistency) detail::require_s_input(student, "ayf_emd");
+  const condition<B> cond = batch.cond(labels);
+  teacher(ctx, batch.x_t, batch.t, cond, m_velocity);
+  detail::fill_like<B>(ctx, m_ones, batch.t, 1.0);
+  detail::fill_like<B>(ctx, m_zeros, batch.t, 0.0);
+  student.forward_jvp(ctx, batch.x_t, batch.t, batch.s, cond, m_velocity, m_ones, m_zeros, m_f, m_df, m_saved);
+  const double r = tangent_warmup(iteration, m_config.warmup_iterations, m_config.r_max);
+  B::transform(ctx, m_coefficient, fn::scaled_difference{r}, batch.t, batch.s);  // r (t - s)
+  B::scale_sum_rows(ctx, m_tangent, 1.0, m_f, -1.0, m_velocity, m_coefficient, m_df);
+  const step_statistics stats = detail::normalized_tangent_gradient<B>(
+      ctx, m_tangent, m_config.tangent_c, m_config.normalize_tangent, m_norms, m_grad_output);
+  student.backward(ctx, m_saved, m_grad_output);
+  return stats;
+}
 
 }  // namespace ayf
