@@ -2,7 +2,8 @@
 // integer labels). Batch k of a stage is a function of (seed, k) only: row j of it is row
 // floor(u N) of the data with u = philox_uniform(seed, 2 (k batch + j)) (with replacement), and with
 // label dropout p its label becomes the null class -1 when philox_uniform(seed, 2 (k batch + j) + 1) < p.
-// So a resumed run draws the same batches, on every backend.
+// So a resumed run draws the same batches, on every backend, and a data-parallel rank can draw just its
+// rows of a batch (draw_rows).
 #pragma once
 
 #include <cmath>
@@ -86,11 +87,21 @@ public:
   /// Draws batch k into caller tensors x: [batch, D] and labels: [batch, 1] (left alone when the data
   /// have no labels).
   void draw(typename B::context& ctx, std::uint64_t k, tensor& x, tensor& labels) {
-    const std::size_t n = m_config.batch;
+    draw_rows(ctx, k, 0, m_config.batch, x, labels);
+  }
+
+  /// Draws rows [first, first + n) of batch k (a data-parallel rank's share) into x: [n, D] and
+  /// labels: [n, 1]: the same rows as those of draw(ctx, k).
+  void draw_rows(typename B::context& ctx, std::uint64_t k, std::size_t first, std::size_t n, tensor& x,
+                 tensor& labels) {
+    const std::size_t batch = m_config.batch;
+    require(n >= 1 && first <= batch && n <= batch - first, "batch_sampler::draw_rows", "rows",
+            ayf::detail::concat("a non-empty range within the batch of ", batch, " rows"),
+            ayf::detail::concat("[", first, ", ", first + n, ")"));
     m_host_x.resize(n * m_cols);
     if (labelled()) m_host_y.resize(n);
     for (std::size_t j = 0; j < n; ++j) {
-      const std::uint64_t draw = 2 * (k * n + j);
+      const std::uint64_t draw = 2 * (k * batch + first + j);
       const std::size_t r = detail::pick(philox_uniform(m_config.seed, draw), m_rows);
       for (std::size_t c = 0; c < m_cols; ++c) m_host_x[j * m_cols + c] = m_values[r * m_cols + c];
       if (labelled()) {

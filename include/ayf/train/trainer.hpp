@@ -5,10 +5,13 @@
 // checkpoints; a resumed run continues bit for bit. A non-finite loss, Adam's gradient-norm error or
 // non-finite parameters after the update stop the run with an error naming the stage, the step, the
 // hint and the last good checkpoint, and nothing is written after it.
+// run_data_parallel does the same on every rank of a communicator (docs/distributed.md): each rank draws
+// its shards of the global batch, one gradient all-reduce per step, rank 0 logs and writes checkpoints.
 #pragma once
 
 #include <cmath>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
@@ -17,8 +20,11 @@
 #include <ostream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ayf/core/error.hpp"
+#include "ayf/core/philox.hpp"
+#include "ayf/distributed/communicator.hpp"
 #include "ayf/data/batch_sampler.hpp"
 #include "ayf/nn/optimizer.hpp"
 #include "ayf/objectives/objective.hpp"
@@ -39,6 +45,10 @@ struct trainer_config {
   std::string label{};                  ///< the stage in messages ("weak teacher"); empty = stage
   std::string hint{};                   ///< the options to look at when it diverges
   std::uint64_t seed = 0;               ///< the training stream: ctx.rng starts at (seed, 0)
+  /// The global batch is split into this many equal row blocks ("shards"), each trained with its own
+  /// noise stream (shard_seed(seed, i)); the step's gradient is their mean. A data-parallel run on N
+  /// ranks (N dividing shards) gives every rank shards / N of them, so any N gives the 1-rank result.
+  std::size_t shards = 1;
   std::map<std::string, std::string> settings{};  ///< extra settings stored and compared on resume
   std::ostream* log = &std::cerr;       ///< progress and resume lines; null = silent
 };
@@ -50,6 +60,31 @@ struct train_result {
   bool resumed = false;          ///< started from the checkpoint
   step_statistics last{};        ///< statistics of the last step run
 };
+
+/// The noise stream of shard i of the global batch: seed itself for shard 0 (so shards = 1 is the
+/// plain single stream), else a SplitMix64 mix of (seed, i).
+inline std::uint64_t shard_seed(std::uint64_t seed, std::size_t i) {
+  if (i == 0) return seed;
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(i) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+namespace trainer_detail {
+/// FNV-1a of "key=value\n" lines: what ranks compare to agree on a configuration.
+inline std::uint64_t fingerprint(const std::map<std::string, std::string>& entries) {
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  auto add = [&](const std::string& text) {
+    for (const char ch : text) {
+      h ^= static_cast<unsigned char>(ch);
+      h *= 0x100000001B3ull;
+    }
+  };
+  for (const auto& [key, value] : entries) add(key + "=" + value + "\n");
+  return h;
+}
+}  // namespace trainer_detail
 
 /// The default hook: nothing between backward and the optimizer step.
 struct no_gradient_hook {
@@ -74,17 +109,51 @@ public:
   /// With config.resume and an existing checkpoint, continues from it (a finished stage is only loaded).
   template <class Step, class Hook = no_gradient_hook>
   train_result run(typename B::context& ctx, data::batch_sampler<B>& sampler, Step&& step, Hook&& hook = {}) {
+    single_process_communicator one;
+    return run_data_parallel(ctx, sampler, one, std::forward<Step>(step), std::forward<Hook>(hook));
+  }
+
+  /// run() on every rank of `comm` (data-parallel; docs/distributed.md). The sampler's batch is the
+  /// global batch; rank r trains shards [r S/N, (r+1) S/N) of it (S = config.shards, N = comm.size()),
+  /// the gradients are summed over shards and ranks by one comm.all_reduce_sum and divided by S before
+  /// the hook. At the start the ranks must agree on the parameter count, the model config, the
+  /// training settings and the resumed step (else ayf::error naming the rank and the value), and the
+  /// parameters are broadcast from rank 0. Every rank reads the checkpoint; rank 0 alone writes it and
+  /// the progress lines. Parameters stay bitwise equal on all ranks when comm's sum is (mpi_communicator's
+  /// deterministic mode).
+  template <class Communicator, class Step, class Hook = no_gradient_hook>
+  train_result run_data_parallel(typename B::context& ctx, data::batch_sampler<B>& sampler, Communicator& comm,
+                                 Step&& step, Hook&& hook = {}) {
+    static_assert(communicator<Communicator, B>, "run_data_parallel needs an ayf::communicator");
     std::ostream null_stream(nullptr);
-    std::ostream& log = m_config.log != nullptr ? *m_config.log : null_stream;
+    const int rank = comm.rank();
+    const auto ranks = static_cast<std::size_t>(comm.size());
+    std::ostream& log = m_config.log != nullptr && rank == 0 ? *m_config.log : null_stream;
     const trainer_config& c = m_config;
     const std::string& label = c.label.empty() ? c.stage : c.label;
     auto& params = m_model->parameters();
     training_state<B> state = this->state(sampler.batch());
+    comm.require_agreement("parameter count", params.size());
+    comm.require_agreement("model config (hash)", trainer_detail::fingerprint(state.config));
+    comm.require_agreement("training settings (hash)", trainer_detail::fingerprint(state.settings));
+    comm.require_agreement("trainer seed", c.seed);
+    comm.require_agreement("trainer steps", c.steps);
+    const std::size_t shards = c.shards, batch = sampler.batch();
+    require(batch % shards == 0, "trainer", "batch",
+            ayf::detail::concat("a multiple of trainer_config.shards = ", shards), batch);
+    require(shards % ranks == 0, "trainer", "trainer_config.shards",
+            ayf::detail::concat("a multiple of the rank count ", ranks), shards);
+    const std::size_t shard_rows = batch / shards, local_shards = shards / ranks;
     ctx.rng = philox_stream{c.seed, 0};
     std::string last_good = "none (no checkpoint of this stage written yet)";
     train_result result;
-    if (c.resume && !c.checkpoint.empty() && std::filesystem::exists(c.checkpoint)) {
-      load_checkpoint<B>(c.checkpoint, ctx, state);
+    const bool resuming = c.resume && !c.checkpoint.empty() && std::filesystem::exists(c.checkpoint);
+    comm.require_agreement(ayf::detail::concat("checkpoint '", c.checkpoint.string(), "' exists"),
+                           resuming ? 1u : 0u);
+    if (resuming) load_checkpoint<B>(c.checkpoint, ctx, state);
+    comm.require_agreement("resumed step", state.iteration);
+    comm.broadcast(ctx, params.values, 0);
+    if (resuming) {
       result.resumed = true;
       if (state.iteration >= c.steps) {
         log << c.stage << ": finished stage loaded from " << c.checkpoint.string() << "\n";
@@ -103,9 +172,44 @@ public:
     progress report(c.stage, c.steps, c.progress_every, log, state.iteration);
     result.first_step = state.iteration + 1;
     for (std::uint64_t it = state.iteration + 1; it <= c.steps; ++it) {
-      sampler.draw(ctx, it);
       params.zero_gradients(ctx);
-      const step_statistics stats = step(ctx, sampler.x(), sampler.labels(), it);
+      step_statistics stats{};
+      if (shards == 1) {
+        sampler.draw(ctx, it);
+        stats = step(ctx, sampler.x(), sampler.labels(), it);
+      } else {
+        // Shard i draws rows [i shard_rows, (i+1) shard_rows) and its noise from (shard_seed(seed, i),
+        // offset): the same numbers whichever rank trains it. All shards take the same draw counts.
+        const std::uint64_t offset = ctx.rng.offset;
+        std::uint64_t end = offset;
+        double loss = 0, tangent = 0;
+        for (std::size_t q = 0; q < local_shards; ++q) {
+          const std::size_t i = static_cast<std::size_t>(rank) * local_shards + q;
+          sampler.draw_rows(ctx, it, i * shard_rows, shard_rows, m_shard_x, m_shard_y);
+          ctx.rng = philox_stream{shard_seed(c.seed, i), offset};
+          const step_statistics s = step(ctx, m_shard_x, sampler.labelled() ? &m_shard_y : nullptr, it);
+          if (q > 0 && ctx.rng.offset != end) {
+            throw error(ayf::detail::concat("trainer: shard ", i, " of step ", it, " took ", ctx.rng.offset - offset,
+                                            " noise draws, shard ", i - 1, " took ", end - offset,
+                                            "; sharded training needs the same draw count per shard"));
+          }
+          end = ctx.rng.offset;
+          loss += s.loss;
+          tangent += s.tangent_norm;
+        }
+        ctx.rng = philox_stream{c.seed, end};
+        stats.loss = loss;
+        stats.tangent_norm = tangent;
+      }
+      if (ranks > 1) {  // then shards > 1
+        comm.all_reduce_sum(ctx, params.gradients);
+        reduce_statistics(ctx, comm, stats);
+      }
+      if (shards > 1) {
+        B::scale_sum_rows(ctx, params.gradients, 1.0 / static_cast<double>(shards), params.gradients);
+        stats.loss /= static_cast<double>(shards);
+        stats.tangent_norm /= static_cast<double>(shards);
+      }
       if (!std::isfinite(stats.loss)) diverged(it, ayf::detail::concat("non-finite loss (", stats.loss, ")"));
       hook(ctx, params);
       try {
@@ -123,7 +227,7 @@ public:
       result.last_step = it;
       if (!c.checkpoint.empty() && (it % c.checkpoint_every == 0 || it == c.steps)) {
         state.iteration = it;
-        save_checkpoint<B>(c.checkpoint, ctx, state);
+        if (rank == 0) save_checkpoint<B>(c.checkpoint, ctx, state);
         last_good = ayf::detail::concat("'", c.checkpoint.string(), "' (step ", it, ")");
       }
     }
@@ -143,6 +247,7 @@ public:
     }
     s.settings = m_config.settings;
     s.settings["batch"] = std::to_string(batch);
+    if (m_config.shards > 1) s.settings["shards"] = std::to_string(m_config.shards);
     if (m_ema) s.settings["ema"] = std::to_string(m_config.ema_decay);
     return s;
   }
@@ -164,11 +269,25 @@ private:
     require(std::isfinite(c.ema_decay) && c.ema_decay >= 0 && c.ema_decay < 1, "trainer_config", "ema_decay",
             "a value in [0, 1) (0 = no EMA)", c.ema_decay);
     require(!c.stage.empty(), "trainer_config", "stage", "a name", "''");
+    require(c.shards >= 1, "trainer_config", "shards", "at least 1", c.shards);
     return c;
+  }
+
+  /// The step's loss and tangent norm summed over ranks.
+  template <class Communicator>
+  static void reduce_statistics(typename B::context& ctx, Communicator& comm, step_statistics& stats) {
+    using S = typename B::scalar;
+    auto t = B::from_host(ctx, std::vector<S>{static_cast<S>(stats.loss), static_cast<S>(stats.tangent_norm)},
+                          shape(1, 2));
+    comm.all_reduce_sum(ctx, t);
+    const auto v = B::to_host(ctx, t);
+    stats.loss = static_cast<double>(v[0]);
+    stats.tangent_norm = static_cast<double>(v[1]);
   }
 
   trainer_config m_config;
   Model* m_model;
+  typename B::tensor m_shard_x{}, m_shard_y{};
   nn::adam<B> m_optimizer;
   std::optional<nn::exponential_moving_average<B>> m_ema;
 };
