@@ -10,13 +10,7 @@ namespace ayf_fuzz {
 
 /// 2-D data, width 4, one block, two frequencies: a few hundred parameters.
 inline ayf::nn::mlp_config checkpoint_config() {
-  ayf::nn::mlp_config c;
-  c.dims = 2;
-  c.width = 4;
-  c.blocks = 1;
-  c.frequencies = 2;
-  c.seed = 1;
-  return c;
+  return {.dims = 2, .width = 4, .blocks = 1, .frequencies = 2, .seed = 1};
 }
 
 /// The objective names of the float state (with Adam and EMA) and of the double state (parameters only).

@@ -28,12 +28,7 @@ using model_t = ayf::nn::mlp_flow_model<B>;
 namespace fs = std::filesystem;
 
 ayf::nn::mlp_config small_config() {
-  ayf::nn::mlp_config c;
-  c.dims = 2;
-  c.width = 32;
-  c.blocks = 1;
-  c.seed = 7;
-  return c;
+  return {.dims = 2, .width = 32, .blocks = 1, .seed = 7};
 }
 
 fs::path temp_path(const std::string& name) {

@@ -66,12 +66,7 @@ ayf::data::points small_points() {
 }
 
 ayf::nn::mlp_config small_mlp() {
-  ayf::nn::mlp_config c;
-  c.dims = 2;
-  c.width = 32;
-  c.blocks = 1;
-  c.seed = 7;
-  return c;
+  return {.dims = 2, .width = 32, .blocks = 1, .seed = 7};
 }
 
 ayf::nn::unet_config small_unet() {

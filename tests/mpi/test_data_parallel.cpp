@@ -45,13 +45,7 @@ ayf::data::points toy_points() {
 }
 
 ayf::nn::mlp_config tiny_mlp() {
-  ayf::nn::mlp_config c;
-  c.dims = 2;
-  c.width = 16;
-  c.blocks = 1;
-  c.frequencies = 4;
-  c.seed = 3;
-  return c;
+  return {.dims = 2, .width = 16, .blocks = 1, .frequencies = 4, .seed = 3};
 }
 
 ayf::train::trainer_config tiny_training(std::uint64_t steps) {
