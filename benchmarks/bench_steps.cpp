@@ -4,7 +4,8 @@
 // 28x28x1 images (batch 128), on the Eigen backend and, when built with ayf::thrust, the Thrust
 // backend (host system). Compiled by nvcc as bench_steps_cuda.cu (AYF_BENCH_CUDA), it runs the
 // Thrust backend on CUDA only and reports the fraction of the step spent in cuBLAS (GEMMs timed
-// with CUDA events; this synchronizes per GEMM).
+// with CUDA events; this synchronizes per GEMM). The CPU column is the process's CPU time (all
+// threads): on a machine shared with other work it shows the work a step costs, real time its latency.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -137,6 +138,9 @@ void unet_flow_matching_step(benchmark::State& state) {
   ayf::flow_matching<B, unet> objective;
   typename B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
   B::randn(ctx, x0);
+  // One untimed step first: a U-Net step runs for seconds, so the timed loop may be one iteration.
+  teacher.parameters().zero_gradients(ctx);
+  (void)objective.step(ctx, teacher, x0, nullptr);
   for (auto _ : state) {
     teacher.parameters().zero_gradients(ctx);
     benchmark::DoNotOptimize(objective.step(ctx, teacher, x0, nullptr));
@@ -160,6 +164,8 @@ void unet_ayf_emd_step(benchmark::State& state) {
   typename B::tensor x0 = B::make(ctx, ayf::shape(batch, teacher.config().dims()));
   B::randn(ctx, x0);
   double iteration = 0;
+  student.parameters().zero_gradients(ctx);
+  (void)objective.step(ctx, student, guided, x0, nullptr, iteration++);  // untimed warm-up
   for (auto _ : state) {
     student.parameters().zero_gradients(ctx);
     benchmark::DoNotOptimize(objective.step(ctx, student, guided, x0, nullptr, iteration++));
@@ -173,11 +179,11 @@ void unet_ayf_emd_step(benchmark::State& state) {
 
 // EMD args: D, width, batch, weak teacher width.
 #define AYF_STEP_BENCHMARKS(B)                                                                                     \
-  BENCHMARK_TEMPLATE(flow_matching_step, B)->Args({2, 256, 1024})->Args({784, 1024, 256})->Unit(benchmark::kMillisecond)->UseRealTime(); \
+  BENCHMARK_TEMPLATE(flow_matching_step, B)->Args({2, 256, 1024})->Args({784, 1024, 256})->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime(); \
   BENCHMARK_TEMPLATE(ayf_emd_step, B)->Args({2, 256, 1024, 256})->Args({2, 256, 1024, 64})->Args({784, 1024, 256, 1024}) \
-      ->Args({784, 1024, 256, 256})->Unit(benchmark::kMillisecond)->UseRealTime();                                 \
-  BENCHMARK_TEMPLATE(unet_flow_matching_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();          \
-  BENCHMARK_TEMPLATE(unet_ayf_emd_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+      ->Args({784, 1024, 256, 256})->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();                                 \
+  BENCHMARK_TEMPLATE(unet_flow_matching_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();          \
+  BENCHMARK_TEMPLATE(unet_ayf_emd_step, B)->Arg(128)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 #if !AYF_BENCH_CUDA
 AYF_STEP_BENCHMARKS(ayf::eigen_backend<float>)

@@ -10,10 +10,11 @@ packages=(
   catch2 libbenchmark-dev libstb-dev nlohmann-json3-dev libcli11-dev
   gnuplot-nox dataset-fashion-mnist zlib1g-dev
   libopenmpi-dev openmpi-bin   # ayf::mpi and its tests (docs/distributed.md)
+  libopenblas-dev   # the Eigen backend's gemm through OpenBLAS (AYF_WITH_OPENBLAS, docs/performance.md)
   clang libclang-rt-14-dev   # libFuzzer harnesses (scripts/fuzz.sh)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-numpy libopenblas-dev)
+  packages+=(python3-torch python3-numpy)
 fi
 
 missing=()

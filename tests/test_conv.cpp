@@ -428,3 +428,109 @@ TEST_CASE("conv2d, GroupNorm and resampling pass the shared layer checks (JVP, b
   ayf_test::unary_layer_probe<ayf::nn::upsample_nearest<layer_backend>> up_probe(up, none_params);
   check_layer(up_probe.probe(), 3, im.size(), 61);
 }
+
+namespace {
+
+/// The contiguous host stencil path of conv2d against the gather reference in precision S: forward
+/// on primal rows, the JVP on stacked rows, and backward (parameters and input, fresh and
+/// accumulated), on images with borders on every side (kernel 3 and 5, odd sizes, 1 to 9 channels).
+template <class S>
+void check_stencil_path_against_gather(double bound) {
+  using BS = ayf::eigen_backend<S>;
+  static_assert(d::has_stencil_primitives<BS>, "the host backends bring im2col / col2im");
+  typename BS::context ctx(77);
+  const image_shape shapes[] = {{5, 4, 3}, {1, 6, 2}, {7, 3, 9}, {4, 4, 1}};
+  for (const image_shape& in : shapes) {
+    for (const std::size_t kernel : {std::size_t{3}, std::size_t{5}}) {
+      const std::size_t cout = 5, n = 3;
+      ayf::nn::parameter_layout layout;
+      ayf::nn::conv2d<BS> fast(layout, "conv", in, cout, kernel);
+      ayf::nn::conv2d<BS> reference = fast;
+      reference.use_reference_path(true);
+      REQUIRE(reference.reference_path());
+      REQUIRE_FALSE(fast.reference_path());
+      ayf::nn::parameter_set<BS> params(ctx, layout);
+      BS::randn(ctx, params.values);
+      ayf::nn::workspace<BS> ws;
+      typename BS::tensor stacked = BS::make(ctx, shape(2 * n, in.size()));
+      BS::randn(ctx, stacked);
+      const typename BS::tensor x = stacked.topRows(static_cast<Index>(n));
+      INFO("image " << in.height << "x" << in.width << "x" << in.channels << ", kernel " << kernel);
+      auto diff = [](const typename BS::tensor& a, const typename BS::tensor& b) {
+        REQUIRE(a.rows() == b.rows());
+        REQUIRE(a.cols() == b.cols());
+        return static_cast<double>((a - b).cwiseAbs().maxCoeff()) /
+               std::max(1.0, static_cast<double>(b.cwiseAbs().maxCoeff()));
+      };
+      typename BS::tensor y_fast, y_ref;
+      fast.forward(ctx, params, x, y_fast, none, ws, n);
+      reference.forward(ctx, params, x, y_ref, none, ws, n);
+      CHECK(diff(y_fast, y_ref) <= bound);
+      fast.forward(ctx, params, stacked, y_fast, none, ws, n);  // JVP: primal and tangent rows
+      reference.forward(ctx, params, stacked, y_ref, none, ws, n);
+      CHECK(diff(y_fast, y_ref) <= bound);
+
+      typename BS::tensor grad_y = BS::make(ctx, shape(n, in.height * in.width * cout));
+      BS::randn(ctx, grad_y);
+      typename BS::tensor g_fast, g_ref;
+      params.zero_gradients(ctx);
+      fast.backward(ctx, params, stacked, none, grad_y, &g_fast, ws, ayf::nn::gradient_mode::both);
+      const typename BS::tensor grads_fast = params.gradients;
+      params.zero_gradients(ctx);
+      reference.backward(ctx, params, stacked, none, grad_y, &g_ref, ws, ayf::nn::gradient_mode::both);
+      CHECK(diff(g_fast, g_ref) <= bound);
+      CHECK(diff(grads_fast, params.gradients) <= bound);
+      // accumulate_input adds to grad_x.
+      typename BS::tensor acc_fast = g_ref, acc_ref = g_ref;
+      fast.backward(ctx, params, x, none, grad_y, &acc_fast, ws, ayf::nn::gradient_mode::inputs, true);
+      reference.backward(ctx, params, x, none, grad_y, &acc_ref, ws, ayf::nn::gradient_mode::inputs, true);
+      CHECK(diff(acc_fast, acc_ref) <= bound);
+      CHECK(diff(acc_fast, typename BS::tensor(2 * g_ref)) <= 4 * bound);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: the host stencil path (im2col / col2im) equals the gather reference, float and double",
+          "[nn][conv][cpu]") {
+  check_stencil_path_against_gather<double>(1e-13);
+  check_stencil_path_against_gather<float>(2e-6);
+}
+
+TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index maps, and check their arguments",
+          "[nn][conv][backend][cpu]") {
+  B::context ctx(78);
+  const image_shape in{6, 5, 4};
+  const std::size_t rows = 2;
+  for (const std::size_t kernel : {std::size_t{1}, std::size_t{3}, std::size_t{7}}) {
+    INFO("kernel " << kernel);
+    const auto k = static_cast<std::int64_t>(kernel);
+    const ayf::host_kernels::stencil_dims dims{in.height, in.width, in.channels, kernel};
+    const B::tensor x = random(ctx, shape(rows + 1, in.size()));  // one extra row: only `rows` are read
+    const shape sh(rows * in.pixels(), kernel * kernel * in.channels);
+    B::tensor cols, cols_ref;
+    B::im2col(ctx, cols, x, rows, dims);
+    B::gather(ctx, cols_ref, sh, x, d::im2col_map(6, 5, k), 4);
+    CHECK(max_abs_diff(cols, cols_ref) == 0.0);  // copies: exactly equal
+    const B::tensor dcols = random(ctx, sh);
+    B::tensor img, img_ref;
+    B::col2im(ctx, img, dcols, rows, dims, false);
+    B::gather_sum(ctx, img_ref, shape(rows, in.size()), dcols, d::col2im_map(6, 5, k), k * k, 4);
+    CHECK(max_abs_diff(img, img_ref) < 1e-13);
+    B::tensor twice = img;
+    B::col2im(ctx, twice, dcols, rows, dims, true);
+    CHECK(max_abs_diff(twice, 2 * img_ref) < 1e-13);
+  }
+  const ayf::host_kernels::stencil_dims dims{in.height, in.width, in.channels, 3};
+  B::tensor cols;
+  REQUIRE_THROWS_WITH(B::im2col(ctx, cols, random(ctx, shape(1, in.size())), 2, dims), Catch::Contains("'x'"));
+  REQUIRE_THROWS_WITH(B::im2col(ctx, cols, random(ctx, shape(2, in.size())), 2,
+                                ayf::host_kernels::stencil_dims{6, 5, 4, 2}),
+                      Catch::Contains("'kernel'"));
+  B::tensor img = random(ctx, shape(2, in.size()));
+  REQUIRE_THROWS_WITH(B::col2im(ctx, img, random(ctx, shape(5, 36)), 2, dims, false), Catch::Contains("'cols'"));
+  B::tensor small = random(ctx, shape(1, in.size()));
+  REQUIRE_THROWS_WITH(B::col2im(ctx, small, random(ctx, shape(2 * in.pixels(), 36)), 2, dims, true),
+                      Catch::Contains("'x'"));
+}

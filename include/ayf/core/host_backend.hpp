@@ -208,6 +208,49 @@ struct host_backend {
     });
   }
 
+  /// The column matrix of a k x k "same" stencil (stride 1, zero padding k / 2, tap-major, see
+  /// host_kernels::stencil_dims) of the first `rows` channels-last images of x ([>= rows, H*W*C]):
+  /// cols is resized to [rows*H*W, k*k*C]. The contiguous host form of gather with nn's im2col map.
+  template <class Out, class In>
+  static void im2col(context& ctx, Out&& cols, const In& x, std::size_t rows, const host_kernels::stencil_dims& d) {
+    static_assert(is_operand<In>, "im2col: the input must be a tensor or view");
+    require_stencil("im2col", d);
+    const std::size_t image = d.height * d.width * d.channels;
+    if (shape_of(x).rows < rows || shape_of(x).cols != image)
+      throw_argument_error("im2col", "x", detail::concat("at least ", rows, " rows of ", image, " values"), shape_of(x));
+    const shape sh(rows * d.height * d.width, d.kernel * d.kernel * d.channels);
+    require_no_resized_alias("im2col", cols, sh, x);
+    resize(ctx, cols, sh);
+    scalar* o = data(cols);
+    const scalar* px = data(x);
+    ctx.executor.for_blocks(rows * d.height, d.width * sh.cols, [&](std::size_t begin, std::size_t end) {
+      host_kernels::im2col(begin, end, d, o, px);
+    });
+  }
+
+  /// The adjoint of im2col: x (= x + when `accumulate`) the sum over taps of cols
+  /// ([rows*H*W, k*k*C]) at the pixels they read; x is resized to [rows, H*W*C] unless accumulating.
+  template <class Out, class In>
+  static void col2im(context& ctx, Out&& x, const In& cols, std::size_t rows, const host_kernels::stencil_dims& d,
+                     bool accumulate) {
+    static_assert(is_operand<In>, "col2im: the columns must be a tensor or view");
+    require_stencil("col2im", d);
+    const shape sh(rows, d.height * d.width * d.channels);
+    require_shape("col2im", "cols", shape(rows * d.height * d.width, d.kernel * d.kernel * d.channels), shape_of(cols));
+    if (accumulate) {
+      require_shape("col2im", "x", sh, shape_of(x));
+    } else {
+      require_no_resized_alias("col2im", x, sh, cols);
+      resize(ctx, x, sh);
+    }
+    scalar* o = data(x);
+    const scalar* pc = data(cols);
+    ctx.executor.for_blocks(rows * d.height, d.width * d.kernel * d.kernel * d.channels,
+                            [&](std::size_t begin, std::size_t end) {
+                              host_kernels::col2im(begin, end, d, o, pc, accumulate);
+                            });
+  }
+
   /// out[i, :] = table[index[i], :], a zero row where index[i] < 0 (the null class); index: [R, 1]
   /// integer labels stored as scalars, table: [K, C]; out is resized to [R, C]. A label that is not
   /// an integer or is >= K raises.
@@ -272,8 +315,11 @@ struct host_backend {
     scalar* o = data(out);
     const scalar* x = data(in);
     const auto b = static_cast<double>(beta);
-    ctx.executor.for_blocks(period, si.rows * (si.cols / period), [&](std::size_t begin, std::size_t end) {
-      host_kernels::sum_columns(begin, end, si.rows, si.cols, period, o, b, x);
+    // Tasks of 16 columns at least: a task reads whole cache lines and sums them in vector registers.
+    constexpr std::size_t lanes = 16;
+    const std::size_t tasks = (period + lanes - 1) / lanes;
+    ctx.executor.for_blocks(tasks, lanes * si.rows * (si.cols / period), [&](std::size_t begin, std::size_t end) {
+      host_kernels::sum_columns(begin * lanes, std::min(end * lanes, period), si.rows, si.cols, period, o, b, x);
     });
   }
 
@@ -414,6 +460,12 @@ private:
   static const scalar* data(const tensor& x) { return Storage::data(x); }
   static scalar* data(const view& x) { return x.data; }
   static const scalar* data(const const_view& x) { return x.data; }
+
+  static void require_stencil(const char* where, const host_kernels::stencil_dims& d) {
+    require(d.kernel % 2 == 1, where, "kernel", "an odd size", d.kernel);
+    require(d.height >= 1 && d.width >= 1 && d.channels >= 1, where, "image", "a non-empty image",
+            d.height * d.width * d.channels);
+  }
 
   /// Raises at the first label of index that is not an integer below table_rows.
   template <class Index>

@@ -92,6 +92,81 @@ AYF_HOST_DEVICE void gather_sum(std::size_t begin, std::size_t end, S* out, cons
   }
 }
 
+/// The geometry of a k x k "same" stencil (stride 1, zero padding k / 2) on channels-last images
+/// [R, H*W*C]: column row (b, y, x) of the [R*H*W, k*k*C] column matrix holds, tap-major
+/// (tap = ky * k + kx), the C channels of pixel (y + ky - k/2, x + kx - k/2), zeros outside.
+struct stencil_dims {
+  std::size_t height, width, channels, kernel;
+};
+
+/// im2col for image rows [row_begin, row_end) (row = b * H + y): contiguous copies of the k*C
+/// values of each in-range tap row (k adjacent pixels), zeros at the border.
+template <class S>
+void im2col(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* cols, const S* x) {
+  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  const std::size_t taps = k * kc;
+  for (std::size_t row = row_begin; row < row_end; ++row) {
+    const std::size_t b = row / h, y = row - b * h;
+    for (std::size_t ky = 0; ky < k; ++ky) {
+      const bool inside = y + ky >= r && y + ky - r < h;
+      const S* src_row = inside ? x + ((b * h + y + ky - r) * w) * c : nullptr;
+      for (std::size_t xo = 0; xo < w; ++xo) {
+        S* o = cols + (row * w + xo) * taps + ky * kc;
+        if (!inside) {
+          for (std::size_t j = 0; j < kc; ++j) o[j] = S(0);
+        } else if (xo >= r && xo + k - r <= w) {  // all k taps in range: one contiguous run
+          const S* s = src_row + (xo - r) * c;
+          for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
+        } else {
+          for (std::size_t kx = 0; kx < k; ++kx) {
+            S* ok = o + kx * c;
+            if (xo + kx >= r && xo + kx - r < w) {
+              const S* s = src_row + (xo + kx - r) * c;
+              for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
+            } else {
+              for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// col2im, the adjoint of im2col, for image rows [row_begin, row_end) of x: each pixel sums the
+/// column entries that read it (x = beta x + sum, beta 0 or 1), rows of taps ky in order.
+template <class S>
+void col2im(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* x, const S* cols, bool accumulate) {
+  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  const std::size_t taps = k * kc;
+  for (std::size_t row = row_begin; row < row_end; ++row) {
+    const std::size_t b = row / h, ys = row - b * h;
+    S* out = x + row * w * c;
+    if (!accumulate)
+      for (std::size_t j = 0; j < w * c; ++j) out[j] = S(0);
+    for (std::size_t ky = 0; ky < k; ++ky) {
+      // Output row y reads this input row through tap row ky when y + ky - r = ys.
+      if (ys + r < ky || ys + r - ky >= h) continue;
+      const std::size_t y = ys + r - ky;
+      const S* col_row = cols + (b * h + y) * w * taps + ky * kc;
+      for (std::size_t xo = 0; xo < w; ++xo) {
+        const S* src = col_row + xo * taps;
+        if (xo >= r && xo + k - r <= w) {  // the k taps land on k adjacent pixels
+          S* o = out + (xo - r) * c;
+          for (std::size_t j = 0; j < kc; ++j) o[j] += src[j];
+        } else {
+          for (std::size_t kx = 0; kx < k; ++kx) {
+            if (xo + kx < r || xo + kx - r >= w) continue;
+            S* o = out + (xo + kx - r) * c;
+            const S* s = src + kx * c;
+            for (std::size_t j = 0; j < c; ++j) o[j] += s[j];
+          }
+        }
+      }
+    }
+  }
+}
+
 /// Rows [row_begin, row_end) of y += alpha v: v[j mod period] for a row v, or v[i] when period is 0.
 template <class S>
 void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* y, S alpha, const S* v,
@@ -113,6 +188,22 @@ void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols,
 template <class S>
 void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size_t cols, std::size_t period, S* out,
                  double beta, const S* in) {
+  // Blocks of a compile-time width keep their accumulators in vector registers (the order of
+  // every column's sum is the same: rows then runs).
+  constexpr std::size_t fixed = 16;
+  for (; begin + fixed <= end; begin += fixed) {
+    double acc[fixed] = {};
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (std::size_t q = 0; q < cols; q += period) {
+        const S* x = in + i * cols + q + begin;
+        for (std::size_t c = 0; c < fixed; ++c) acc[c] += static_cast<double>(x[c]);
+      }
+    }
+    for (std::size_t c = 0; c < fixed; ++c) {
+      S& o = out[begin + c];
+      o = static_cast<S>(beta == 0 ? acc[c] : beta * static_cast<double>(o) + acc[c]);
+    }
+  }
   constexpr std::size_t lanes = 64;
   for (std::size_t c0 = begin; c0 < end; c0 += lanes) {
     const std::size_t width = end - c0 < lanes ? end - c0 : lanes;

@@ -1,6 +1,8 @@
 // ayf/nn/conv.hpp: channels-last images [B, H*W*C] and the 2-D convolution (k x k, stride 1, zero
 // padding k / 2) as im2col (B::gather) + GEMM: y = cols(x) W + b, its JVP on stacked [x; dx] rows
 // and its backward (dW = cols^T dy, db = column sums of dy, dx = col2im(dy W^T) via B::gather_sum).
+// Backends with contiguous stencil primitives (B::im2col / B::col2im, the host backends) use those
+// instead of the index maps; the gather path stays as the reference (use_reference_path).
 #pragma once
 
 #include <cmath>
@@ -10,6 +12,7 @@
 
 #include "ayf/core/backend.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/host_kernels.hpp"
 #include "ayf/nn/layer.hpp"
 
 namespace ayf::nn {
@@ -50,6 +53,14 @@ struct col2im_map {
   }
 };
 
+/// Whether B has the contiguous stencil primitives im2col / col2im (host backends).
+template <class B>
+concept has_stencil_primitives =
+    requires(typename B::context& ctx, typename B::view v, const typename B::tensor& x, host_kernels::stencil_dims d) {
+      B::im2col(ctx, v, x, std::size_t{1}, d);
+      B::col2im(ctx, v, v, std::size_t{1}, d, true);
+    };
+
 }  // namespace detail
 
 /// y = conv_k(x; W) + b: W is [k*k*C_in, C_out] (row = tap-major, channel-minor, as im2col), b is
@@ -84,6 +95,10 @@ public:
   [[nodiscard]] std::size_t weight_block() const { return m_weight; }
   [[nodiscard]] std::size_t bias_block() const { return m_bias; }
   [[nodiscard]] std::size_t fan_in() const { return m_kernel * m_kernel * m_in.channels; }
+  /// With `on`, im2col / col2im go through B::gather and B::gather_sum even where the backend has
+  /// the contiguous stencil primitives (the reference the fast path is tested against).
+  void use_reference_path(bool on) { m_reference = on; }
+  [[nodiscard]] bool reference_path() const { return m_reference; }
 
   /// W ~ N(0, gain^2 / fan_in), b = 0.
   void initialise(context& ctx, parameter_set<B>& params, double gain = 1.0) const {
@@ -149,6 +164,13 @@ public:
       // dcols = dy W^T in the column buffer; dx = col2im(dcols).
       auto cols = detail::scratch<B>(ctx, ws.cols, shape(n * p, fan_in()));
       B::gemm(ctx, transpose::no, transpose::yes, scalar(1), dy, params.value(ctx, m_weight), scalar(0), cols);
+      if constexpr (detail::has_stencil_primitives<B>) {
+        if (!m_reference) {
+          if (!accumulate_input) B::resize(ctx, *grad_x, shape(n, m_in.size()));
+          B::col2im(ctx, *grad_x, cols, n, stencil(), accumulate_input);
+          return;
+        }
+      }
       const auto k = static_cast<std::int64_t>(m_kernel);
       if (accumulate_input) {
         auto staged = detail::scratch<B>(ctx, ws.image_a, shape(n, m_in.size()));
@@ -166,11 +188,20 @@ private:
   typename B::view columns(context& ctx, const tensor& x, std::size_t rows, workspace<B>& ws) const {
     const shape sh(rows * m_in.pixels(), fan_in());
     auto cols = detail::scratch<B>(ctx, ws.cols, sh);
+    if constexpr (detail::has_stencil_primitives<B>) {
+      if (!m_reference) {
+        B::im2col(ctx, cols, x, rows, stencil());
+        return cols;
+      }
+    }
     B::gather(ctx, cols, sh, x,
               detail::im2col_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
                                  static_cast<std::int64_t>(m_kernel)),
               static_cast<std::int64_t>(m_in.channels));
     return cols;
+  }
+  [[nodiscard]] host_kernels::stencil_dims stencil() const {
+    return {m_in.height, m_in.width, m_in.channels, m_kernel};
   }
   [[nodiscard]] detail::col2im_map col2im() const {
     return detail::col2im_map(static_cast<std::int64_t>(m_in.height), static_cast<std::int64_t>(m_in.width),
@@ -180,6 +211,7 @@ private:
   image_shape m_in{}, m_out{};
   std::size_t m_kernel = 1;
   std::size_t m_weight = 0, m_bias = 0;
+  bool m_reference = false;
 };
 
 }  // namespace ayf::nn

@@ -1,15 +1,30 @@
 // ayf/backends/eigen/backend.hpp: the Eigen backend. Tensors are row-major Eigen matrices
-// (rows = samples); oneTBB parallelizes over the batch; gemm is Eigen's matrix product.
+// (rows = samples); oneTBB parallelizes over the batch; gemm is Eigen's matrix product, or OpenBLAS's
+// cblas_sgemm / cblas_dgemm when built with AYF_EIGEN_OPENBLAS (CMake: AYF_WITH_OPENBLAS, set on
+// ayf::eigen for every consumer, so one program never mixes the two).
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <cctype>
+#include <climits>
 #include <concepts>
 #include <cstddef>
+#include <mutex>
+#include <string>
+#include <type_traits>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 
 #include "ayf/core/host_backend.hpp"
+
+#ifndef AYF_EIGEN_OPENBLAS
+#define AYF_EIGEN_OPENBLAS 0
+#endif
+#if AYF_EIGEN_OPENBLAS
+#include <cblas.h>
+#endif
 
 namespace ayf {
 
@@ -32,6 +47,9 @@ struct tbb_executor {
   }
 };
 
+/// Who computes the Eigen backend's matrix products.
+enum class gemm_provider { eigen, openblas };
+
 template <std::floating_point S>
 struct eigen_storage {
   using scalar = S;
@@ -49,30 +67,86 @@ struct eigen_storage {
   static S* data(tensor& x) { return x.data(); }
   static const S* data(const tensor& x) { return x.data(); }
 
-  /// C[m x n] = alpha op(A) op(B) + beta C with Eigen's blocked product on row-major maps. Large
-  /// products are split over row blocks of C across oneTBB workers, each block a single-threaded
-  /// Eigen product: oneTBB owns the cores (Eigen's own threading is OpenMP-only and would
-  /// oversubscribe them next to oneTBB; design.md §6).
+  /// The products the Eigen backend's gemm can use: Eigen's, and OpenBLAS's when built with it.
+  static constexpr bool has_openblas = AYF_EIGEN_OPENBLAS != 0;
+
+  /// The provider gemm uses, chosen once per process by what measured faster (docs/performance.md):
+  /// OpenBLAS when built with it, except when this code is compiled for AVX-512 and OpenBLAS runs
+  /// kernels without it (its core name is not an AVX-512 one, e.g. Debian's 0.3.21 picks Haswell
+  /// kernels on AMD Zen 4 unless OPENBLAS_CORETYPE=SkylakeX): then Eigen's AVX-512 product.
+  static gemm_provider default_gemm() {
+#if AYF_EIGEN_OPENBLAS
+    static const gemm_provider chosen = [] {
+#if defined(__AVX512F__)
+      if (!openblas_has_avx512_kernels()) return gemm_provider::eigen;
+#endif
+      return gemm_provider::openblas;
+    }();
+    return chosen;
+#else
+    return gemm_provider::eigen;
+#endif
+  }
+
+#if AYF_EIGEN_OPENBLAS
+  /// Whether OpenBLAS runs its AVX-512 kernels (core SkylakeX, CooperLake or SapphireRapids).
+  static bool openblas_has_avx512_kernels() {
+    const char* core = openblas_get_corename();
+    if (core == nullptr) return false;
+    std::string name(core);
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name.find("skylakex") != std::string::npos || name.find("cooperlake") != std::string::npos ||
+           name.find("sapphire") != std::string::npos;
+  }
+#endif
+
+  /// C[m x n] = alpha op(A) op(B) + beta C on row-major operands (leading dimensions lda, ldb; C
+  /// contiguous) with default_gemm()'s provider.
   static void gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
                    std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    gemm_with(default_gemm(), m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+  }
+
+  /// gemm with a chosen provider (benchmarks and tests compare them). Large products are split
+  /// over row blocks of C across oneTBB workers, each block a single-threaded product: oneTBB owns
+  /// the cores. OpenBLAS is set to one thread before its first call (its own pthreads would
+  /// oversubscribe the cores next to oneTBB), and Eigen's threading is OpenMP-only (design.md §6).
+  static void gemm_with(gemm_provider provider, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb,
+                        S alpha, const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    if (provider == gemm_provider::openblas && !has_openblas)
+      throw_argument_error("eigen_storage::gemm_with", "provider", "eigen (built without AYF_WITH_OPENBLAS)",
+                           "openblas");
     constexpr std::size_t min_parallel_flops = std::size_t{1} << 22;
     constexpr std::size_t min_rows = 64;
     if (m * n * k < min_parallel_flops || m < 2 * min_rows) {
-      gemm_rows(0, m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+      gemm_rows(provider, 0, m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
       return;
     }
-    // simple_partitioner: the row blocks depend only on m, never on scheduling, so results are
-    // reproducible run to run (Eigen's kernel blocking may depend on a block's size).
+    // At most about 16 row blocks of at least min_rows rows. simple_partitioner: the blocks depend
+    // only on m, never on scheduling, so results are reproducible run to run (a kernel's blocking
+    // may depend on a block's size).
+    const std::size_t grain = std::max(min_rows, (m + 15) / 16);
     tbb::parallel_for(
-        tbb::blocked_range<std::size_t>(0, m, min_rows),
-        [&](const tbb::blocked_range<std::size_t>& r) { gemm_rows(r.begin(), r.end(), n, k, ta, tb, alpha, a, lda, b, ldb, beta, c); },
+        tbb::blocked_range<std::size_t>(0, m, grain),
+        [&](const tbb::blocked_range<std::size_t>& r) {
+          gemm_rows(provider, r.begin(), r.end(), n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+        },
         tbb::simple_partitioner());
   }
 
 private:
   /// Rows [row_begin, row_end) of C = alpha op(A) op(B) + beta C.
-  static void gemm_rows(std::size_t row_begin, std::size_t row_end, std::size_t n, std::size_t k, bool ta, bool tb,
-                        S alpha, const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+  static void gemm_rows(gemm_provider provider, std::size_t row_begin, std::size_t row_end, std::size_t n,
+                        std::size_t k, bool ta, bool tb, S alpha, const S* a, std::size_t lda, const S* b,
+                        std::size_t ldb, S beta, S* c) {
+#if AYF_EIGEN_OPENBLAS
+    if (provider == gemm_provider::openblas &&
+        openblas_gemm(row_end - row_begin, n, k, ta, tb, alpha, ta ? a + row_begin : a + row_begin * lda, lda, b,
+                      ldb, beta, c + row_begin * n))
+      return;
+#else
+    (void)provider;
+#endif
     using matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using strided = Eigen::Map<const matrix, 0, Eigen::OuterStride<>>;
     using index = Eigen::Index;
@@ -93,6 +167,29 @@ private:
     else if (!ta && tb) c_block.noalias() += alpha * a_block * b_full.transpose();
     else c_block.noalias() += alpha * a_block.transpose() * b_full.transpose();
   }
+
+#if AYF_EIGEN_OPENBLAS
+  /// C[m x n] (contiguous) = alpha op(A) op(B) + beta C through cblas_?gemm on one thread; false
+  /// (nothing done) for an empty product or sizes beyond OpenBLAS's int, left to Eigen.
+  static bool openblas_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
+                            std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    constexpr std::size_t limit = INT_MAX;
+    if (m == 0 || n == 0 || k == 0 || m > limit || n > limit || k > limit || lda > limit || ldb > limit) return false;
+    static std::once_flag single_thread;
+    std::call_once(single_thread, [] { openblas_set_num_threads(1); });
+    const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
+    const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+    const int la = static_cast<int>(lda), lb = static_cast<int>(ldb);
+    if constexpr (std::is_same_v<S, float>) {
+      cblas_sgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, ni);
+    } else if constexpr (std::is_same_v<S, double>) {
+      cblas_dgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, ni);
+    } else {
+      return false;
+    }
+    return true;
+  }
+#endif
 
 };
 

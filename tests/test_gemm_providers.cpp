@@ -1,0 +1,115 @@
+// The Eigen backend's gemm providers (Eigen's product; OpenBLAS when built with AYF_WITH_OPENBLAS)
+// against the reference loops host_kernels::gemm: every transpose combination, leading dimensions
+// wider than the operands (sub-blocks of larger matrices), beta = 0 over NaN, beta != 0, and
+// products large enough for the oneTBB row split; float and double.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "ayf/backends/eigen/backend.hpp"
+#include "ayf/core/host_kernels.hpp"
+
+namespace {
+
+template <class S>
+std::vector<S> values(std::size_t n, std::size_t seed) {
+  std::vector<S> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<S>(std::sin(0.37 * static_cast<double>(i + 1) + 1.3 * static_cast<double>(seed)));
+  return v;
+}
+
+struct product_case {
+  std::size_t m, n, k, pad_a, pad_b;  // pad_*: extra columns of the stored operand (lda = cols + pad)
+};
+
+/// Largest |C_provider - C_reference| / (|alpha| sum_p |a_ip b_pj| + |beta c|), over C.
+template <class S>
+double relative_error(ayf::gemm_provider provider, const product_case& pc, bool ta, bool tb, S alpha, S beta) {
+  const std::size_t a_rows = ta ? pc.k : pc.m, a_cols = ta ? pc.m : pc.k;
+  const std::size_t b_rows = tb ? pc.n : pc.k, b_cols = tb ? pc.k : pc.n;
+  const std::size_t lda = a_cols + pc.pad_a, ldb = b_cols + pc.pad_b;
+  const std::vector<S> a = values<S>(a_rows * lda, 1), b = values<S>(b_rows * ldb, 2);
+  std::vector<S> c0 = values<S>(pc.m * pc.n, 3);
+  if (beta == S(0)) c0.assign(c0.size(), std::numeric_limits<S>::quiet_NaN());  // must not be read
+  std::vector<S> expected = c0, actual = c0;
+  ayf::host_kernels::gemm(pc.m, pc.n, pc.k, ta, tb, alpha, a.data(), lda, b.data(), ldb, beta, expected.data());
+  ayf::eigen_storage<S>::gemm_with(provider, pc.m, pc.n, pc.k, ta, tb, alpha, a.data(), lda, b.data(), ldb, beta,
+                                   actual.data());
+  double worst = 0;
+  for (std::size_t i = 0; i < pc.m; ++i) {
+    for (std::size_t j = 0; j < pc.n; ++j) {
+      double scale = 0;
+      for (std::size_t p = 0; p < pc.k; ++p) {
+        const double av = ta ? a[p * lda + i] : a[i * lda + p];
+        const double bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+        scale += std::abs(av * bv);
+      }
+      scale = std::abs(static_cast<double>(alpha)) * scale +
+              (beta == S(0) ? 0.0 : std::abs(static_cast<double>(beta) * static_cast<double>(c0[i * pc.n + j])));
+      const double e = static_cast<double>(actual[i * pc.n + j]), r = static_cast<double>(expected[i * pc.n + j]);
+      if (!std::isfinite(e)) return std::numeric_limits<double>::infinity();
+      worst = std::max(worst, std::abs(e - r) / (scale + 1e-30));
+    }
+  }
+  return worst;
+}
+
+template <class S>
+void check_provider(ayf::gemm_provider provider) {
+  const double bound = 8 * static_cast<double>(std::numeric_limits<S>::epsilon());
+  const product_case cases[] = {
+      {1, 1, 1, 0, 0}, {3, 5, 7, 0, 0}, {17, 9, 33, 4, 3}, {64, 48, 96, 5, 0},
+      {300, 150, 200, 7, 2},  // above the row split (m >= 128, m n k >= 2^22): several oneTBB blocks
+      {129, 257, 140, 0, 9},
+  };
+  for (const product_case& pc : cases) {
+    for (const bool ta : {false, true}) {
+      for (const bool tb : {false, true}) {
+        for (const S beta : {S(0), S(1), S(-0.5)}) {
+          const double err = relative_error<S>(provider, pc, ta, tb, S(0.75), beta);
+          INFO("m " << pc.m << " n " << pc.n << " k " << pc.k << " lda pad " << pc.pad_a << " ldb pad " << pc.pad_b
+                    << " ta " << ta << " tb " << tb << " beta " << beta);
+          CHECK(err <= bound);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("eigen_storage gemm: Eigen's product equals the reference loops (transposes, strides, beta)",
+          "[backend][gemm][cpu]") {
+  check_provider<float>(ayf::gemm_provider::eigen);
+  check_provider<double>(ayf::gemm_provider::eigen);
+}
+
+TEST_CASE("eigen_storage gemm: OpenBLAS equals the reference loops (transposes, strides, beta)",
+          "[backend][gemm][openblas][cpu]") {
+  if constexpr (ayf::eigen_storage<float>::has_openblas) {
+#if !defined(__AVX512F__)
+    CHECK(ayf::eigen_storage<double>::default_gemm() == ayf::gemm_provider::openblas);
+#endif
+    check_provider<float>(ayf::gemm_provider::openblas);
+    check_provider<double>(ayf::gemm_provider::openblas);
+  } else {
+    // Without AYF_WITH_OPENBLAS, asking for it names the provider and the build option.
+    CHECK(ayf::eigen_storage<double>::default_gemm() == ayf::gemm_provider::eigen);
+    float x = 1, y = 0;
+    REQUIRE_THROWS_WITH(ayf::eigen_storage<float>::gemm_with(ayf::gemm_provider::openblas, 1, 1, 1, false, false, 1.0f,
+                                                             &x, 1, &x, 1, 0.0f, &y),
+                        Catch::Contains("'provider'") && Catch::Contains("AYF_WITH_OPENBLAS"));
+  }
+}
+
+TEST_CASE("eigen_storage gemm: an empty inner dimension scales C by beta", "[backend][gemm][cpu]") {
+  for (const auto provider : {ayf::gemm_provider::eigen, ayf::eigen_storage<double>::default_gemm()}) {
+    std::vector<double> c{1, 2, 3, 4};
+    const double dummy = 0;
+    ayf::eigen_storage<double>::gemm_with(provider, 2, 2, 0, false, false, 1.0, &dummy, 1, &dummy, 2, 0.5, c.data());
+    CHECK(c == std::vector<double>{0.5, 1, 1.5, 2});
+  }
+}
