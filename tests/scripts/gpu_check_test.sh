@@ -2,12 +2,13 @@
 # ctest gpu_check_script: scripts/gpu-check.sh without a GPU or nvcc. Syntax (bash -n, and shellcheck
 # when installed); usage errors exit 2; `run` without a bundle exits 4; and `run` over a bundle of
 # stand-in programs (shell scripts that print what the real ones print) exits 3 when the probe finds no
-# device, 0 when every step passes and 1 when one fails, writing gpu-check-summary.md each time.
+# device, 0 when every step passes (also when a copy lost a program's executable bit) and 1 when one
+# fails, writing gpu-check-summary.md each time.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script=$root/scripts/gpu-check.sh
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n "${KEEP:-}" ]] || rm -rf "$work"' EXIT
 failures=0
 export GPU_CHECK_NO_FIND=1   # no walk of /usr and /opt for cuBLAS
 expect() {  # expect <what> <wanted exit code> <got exit code>
@@ -53,6 +54,7 @@ expect_in "no-device message" "$work/log1" "no CUDA device"
 expect_in "no-device summary" "$work/out1/gpu-check-summary.md" "**NO CUDA DEVICE**"
 
 stand_in "$work/b2" yes PASS
+chmod -x "$work/b2/bench_steps_cuda"   # a copy that lost the executable bit
 GPU_CHECK_BUNDLE=$work/b2 "$script" run "$work/out2" >"$work/log2" 2>&1; expect "run, every step passes" 0 $?
 expect_in "pass summary" "$work/out2/gpu-check-summary.md" "**PASS**"
 expect_in "device in the summary" "$work/out2/gpu-check-summary.md" "Stand-in GPU, sm_90"
