@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configures build-cuda/ with the CUDA flavour (-DAYF_ENABLE_CUDA=ON), builds the CUDA targets
-# (the header on its own, ayf_tests_cuda, bench_steps_cuda) and runs the GPU tests, which
-# skip with a message when no CUDA device is present. Extra arguments go to ctest.
+# (the header on its own, ayf_tests_cuda, bench_steps_cuda, ayf_train_check_cuda) and runs the GPU
+# tests, which skip with a message when no CUDA device is present. Extra arguments go to ctest.
 #   scripts/build-cuda.sh                 architectures 80;90 (override: CUDAARCHS=86 scripts/build-cuda.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,7 +25,7 @@ echo "== configure $build_dir ($nvcc_bin)"
 cmake -S . -B "$build_dir" "${cmake_args[@]}"
 echo "== build the CUDA targets"
 start=$(date +%s)
-targets=(ayf_header_check_cuda ayf_tests_cuda bench_steps_cuda)
+targets=(ayf_header_check_cuda ayf_tests_cuda bench_steps_cuda ayf_train_check_cuda)
 cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
 echo "== built in $(( $(date +%s) - start )) s"
 echo "== test $build_dir (label gpu; skipped without a CUDA device)"
