@@ -3,6 +3,9 @@
 // AYF-LMD, sCD and Shortcut (and AYF-EMD from a CFG teacher on labelled data), samples every model at
 // 1..64 steps, and scores the samples by sliced W2 and MMD against held-out data. Writes toy2d.csv,
 // scatter PNGs and a checkpoint per model (so --resume skips finished stages).
+// Built with ayf::mpi it runs unchanged under `mpirun -np N` (docs/distributed.md): every stage trains
+// data-parallel (trainer::run_data_parallel, --shards blocks of the global batch), rank 0 alone prints
+// and writes the outputs, and an error on one rank ends the job naming that rank.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +26,9 @@
 
 #include "ayf/analysis/metrics.hpp"
 #include "ayf/backends/eigen/backend.hpp"
+#if AYF_TOY2D_MPI
+#include "ayf/backends/mpi/communicator.hpp"
+#endif
 #if AYF_TOY2D_THRUST
 #include "ayf/backends/thrust/backend.hpp"
 #endif
@@ -67,6 +73,7 @@ struct options {
   std::string backend = "eigen";
   std::uint64_t seed = 0;
   std::size_t width = 256, blocks = 2, weak_width = 64, batch = 512;
+  std::size_t shards = 0;  // 0: the number of processes
   std::uint64_t teacher_steps = 6000, weak_steps = 1500, student_steps = 3000;
   std::size_t eval_samples = 8000, mmd_samples = 2000;
   double lr = 1e-3, student_lr = 2e-4, warmup = 2000, lr_warmup = 200;
@@ -77,6 +84,19 @@ struct options {
   std::uint64_t checkpoint_every = 1000, progress_every = 500;
   std::vector<std::size_t> sample_steps{1, 2, 4, 8, 16, 64};
   bool resume = false;
+};
+
+/// This process in the job: rank 0 of 1 without MPI.
+struct process_group {
+  int rank = 0;
+  int size = 1;
+  [[nodiscard]] bool root() const { return rank == 0; }
+};
+
+/// An error that every rank raises alike (it depends only on the options and the process count):
+/// rank 0 reports it and every rank returns 1, without ending the job abruptly.
+struct option_error : ayf::error {
+  using ayf::error::error;
 };
 
 struct dataset {
@@ -221,9 +241,10 @@ struct stage_info {
 /// checkpointing to DIR/checkpoints/<name>.safetensors; with --resume a finished stage is loaded and
 /// skipped. Batches come from a batch_sampler over the training rows. The model leaves with the EMA
 /// weights when there is an average (they are what is sampled).
-template <class B, class Step>
-void train_stage(const options& o, const dataset& d, const stage_info& stage, ayf::nn::mlp_flow_model<B>& model,
-                 double lr, double dropout, std::uint64_t steps, double ema_decay, Step&& step) {
+template <class B, class Comm, class Step>
+void train_stage(const options& o, Comm& comm, const dataset& d, const stage_info& stage,
+                 ayf::nn::mlp_flow_model<B>& model, double lr, double dropout, std::uint64_t steps, double ema_decay,
+                 Step&& step) {
   const std::string& name = stage.name;
   ayf::train::trainer_config tc;
   tc.steps = steps;
@@ -239,11 +260,12 @@ void train_stage(const options& o, const dataset& d, const stage_info& stage, ay
   tc.label = stage.label;
   tc.hint = stage.hint;
   tc.seed = o.seed ^ name_hash(name);
+  tc.shards = o.shards;
   tc.settings["steps"] = std::to_string(steps);
   ayf::data::batch_sampler<B> sampler(d.train, {o.batch, dropout, o.seed ^ name_hash(name + ".data")});
   typename B::context ctx(tc.seed);
   ayf::train::trainer<B, ayf::nn::mlp_flow_model<B>> trainer(ctx, model, tc);
-  trainer.run(ctx, sampler, step);
+  trainer.run_data_parallel(ctx, sampler, comm, step);
   trainer.use_ema_weights(ctx);
 }
 
@@ -291,9 +313,22 @@ std::vector<std::string> backend_names() {
 }
 
 template <class B>
-int run(options o);
+int run(options o, process_group group);
 
 int main(int argc, char** argv) {
+#if AYF_TOY2D_MPI
+  std::optional<ayf::mpi_session> session;
+  try {
+    session.emplace(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "toy2d: error: " << e.what() << "\n";
+    return 1;
+  }
+  const ayf::mpi_world world = ayf::mpi_world_of();
+  const process_group group{world.rank, world.size};
+#else
+  const process_group group;
+#endif
   CLI::App app{"toy2d: Align Your Flow on 2-D data: teacher, weak teacher, AYF-EMD / AYF-LMD / sCD / Shortcut "
                "students, sampled at 1..64 steps and scored by sliced W2 and MMD"};
   options o;
@@ -310,7 +345,11 @@ int main(int argc, char** argv) {
   add_count(app, "--width", o.width, "teacher / student hidden width", count{1}, max_width);
   add_count(app, "--blocks", o.blocks, "residual blocks", count{0}, max_blocks);
   add_count(app, "--weak-width", o.weak_width, "weak teacher hidden width", count{1}, max_width);
-  add_count(app, "--batch", o.batch, "batch size", count{1}, max_batch);
+  add_count(app, "--batch", o.batch, "batch size (the global batch when run as several processes)", count{1},
+            max_batch);
+  add_count(app, "--shards", o.shards, "the batch is trained as this many blocks with their own noise streams, "
+            "split over the processes: a run depends on it, not on the process count (0: one per process)",
+            count{0}, max_batch);
   add_count(app, "--teacher-steps", o.teacher_steps, "flow-matching steps of the teacher", steps{1}, max_training_steps);
   add_count(app, "--weak-steps", o.weak_steps, "flow-matching steps of the weak teacher", steps{1}, max_training_steps);
   add_count(app, "--student-steps", o.student_steps, "distillation steps per student", steps{1}, max_training_steps);
@@ -334,31 +373,53 @@ int main(int argc, char** argv) {
   add_count(app, "--progress-every", o.progress_every, "steps between progress lines (0: none)", steps{0},
             max_training_steps);
   app.add_flag("--resume", o.resume, "load checkpoints in --out and skip finished stages");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {  // every rank parses the same arguments; rank 0 reports
+    std::ostream silent(nullptr);
+    return group.root() ? app.exit(e) : app.exit(e, silent, silent);
+  }
 #if AYF_TOY2D_THRUST
-  if (o.backend == "thrust") return run<ayf::thrust_backend<float>>(o);
+  if (o.backend == "thrust") return run<ayf::thrust_backend<float>>(o, group);
 #endif
-  return run<ayf::eigen_backend<float>>(o);
+  return run<ayf::eigen_backend<float>>(o, group);
 }
 
 /// Everything after option parsing, on backend B.
 template <class B>
-int run(options o) {
+int run(options o, process_group group) {
   using model_t = ayf::nn::mlp_flow_model<B>;
   try {
     const auto t_start = std::chrono::steady_clock::now();
     if (!(o.lambda_range[0] <= o.lambda_range[1])) {
-      throw ayf::error(concat("toy2d: --lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ",
-                              o.lambda_range[1]));
+      throw option_error(concat("toy2d: --lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ",
+                                o.lambda_range[1]));
     }
-    // The output directory first: a bad --out fails before any work.
-    ayf_cli::prepare_output_directory("--out", o.out);
-    ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "png");
-    ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "checkpoints");
+    const auto processes = static_cast<std::size_t>(group.size);
+    if (o.shards == 0) o.shards = processes;
+    if (o.shards % processes != 0) {
+      throw option_error(concat("toy2d: --shards: expected a multiple of the process count ", processes,
+                                ", received '", o.shards, "'"));
+    }
+    if (o.batch % o.shards != 0) {
+      throw option_error(concat("toy2d: --shards: expected a divisor of --batch (", o.batch, "), received '",
+                                o.shards, "'"));
+    }
+#if AYF_TOY2D_MPI
+    ayf::mpi_communicator<B> comm;
+#else
+    ayf::single_process_communicator comm;
+#endif
+    // The output directory first: a bad --out fails before any work. Rank 0 alone writes.
+    if (group.root()) {
+      ayf_cli::prepare_output_directory("--out", o.out);
+      ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "png");
+      ayf_cli::prepare_output_directory("--out", fs::path(o.out) / "checkpoints");
+    }
     const std::vector<std::size_t>& step_counts = o.sample_steps;
     const dataset d = load_dataset(o);
     const bool labelled = d.classes > 0;
-    std::cerr << "toy2d: " << d.name << ", " << d.train.rows << " training rows, " << d.train.cols << " dims, "
+    if (group.root()) std::cerr << "toy2d: " << d.name << ", " << d.train.rows << " training rows, " << d.train.cols << " dims, "
               << (labelled ? std::to_string(d.classes) + " classes (class-conditional, 10% label dropout)"
                            : std::string("unlabelled (unconditional; CFG rows skipped)"))
               << "\n";
@@ -377,12 +438,12 @@ int run(options o) {
     const double dropout = labelled ? o.label_dropout : 0.0;
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, {"teacher", "teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, teacher, o.lr, dropout, o.teacher_steps, 0.0,
+      train_stage(o, comm, d, {"teacher", "teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, teacher, o.lr, dropout, o.teacher_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, teacher, x, y); });
     }
     {
       ayf::flow_matching<B, model_t> fm;
-      train_stage(o, d, {"weak", "weak teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, weak, o.lr, dropout, o.weak_steps, 0.0,
+      train_stage(o, comm, d, {"weak", "weak teacher", concat("--lr (now ", ayf_cli::number_text(o.lr), ") and the scale of --data")}, weak, o.lr, dropout, o.weak_steps, 0.0,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double) { return fm.step(c, weak, x, y); });
     }
     auto guided = ayf::make_autoguided_velocity<B>(teacher, weak, o.inference_lambda);
@@ -413,19 +474,19 @@ int run(options o) {
     if (methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, student("ayf_emd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, comm, d, student("ayf_emd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("ayf_lmd")) {
       auto& s = make_student("ayf_lmd");
       ayf::ayf_lmd<B, model_t> obj(ec);
-      train_stage(o, d, student("ayf_lmd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, comm, d, student("ayf_lmd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("scd")) {
       auto& s = make_student("scd");
       ayf::ayf_emd<B, model_t> obj(scd_config);
-      train_stage(o, d, student("scd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, comm, d, student("scd"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (methods.contains("shortcut")) {
@@ -433,16 +494,17 @@ int run(options o) {
       ayf::shortcut_config shc;
       shc.pairs = ec.pairs;
       ayf::shortcut<B, model_t> obj(shc);
-      train_stage(o, d, student("shortcut"), s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, comm, d, student("shortcut"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, guided, x, y, it); });
     }
     if (labelled && methods.contains("ayf_emd")) {
       auto& s = make_student("ayf_emd_cfg");
       ayf::ayf_emd<B, model_t> obj(ec);
-      train_stage(o, d, student("ayf_emd_cfg"), s, o.student_lr, 0.0, o.student_steps, o.ema,
+      train_stage(o, comm, d, student("ayf_emd_cfg"), s, o.student_lr, 0.0, o.student_steps, o.ema,
                   [&](auto& c, const B::tensor& x, const B::tensor* y, double it) { return obj.step(c, s, cfg_guided, x, y, it); });
     }
     const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    if (!group.root()) return 0;  // the models are the same on every rank: rank 0 evaluates and writes
 
     // ---- evaluation ------------------------------------------------------------------------
     const std::size_t n = d.held_a.rows;
@@ -598,7 +660,10 @@ int run(options o) {
     std::string_view what = e.what();
     if (what.starts_with("toy2d: ")) what.remove_prefix(7);
     if (what.starts_with("trainer: ")) what.remove_prefix(9);
-    std::cerr << "toy2d: error: " << what << "\n";
+#if AYF_TOY2D_MPI
+    if (group.size > 1 && dynamic_cast<const option_error*>(&e) == nullptr) ayf::mpi_abort_job("toy2d", what);
+#endif
+    if (group.root()) std::cerr << "toy2d: error: " << what << "\n";
     return 1;
   }
 }

@@ -122,6 +122,7 @@ expect_option_error(--student-steps -1)
 expect_option_error(--eval-samples -1)
 expect_option_error(--seed -1)
 expect_option_error(--checkpoint-every 0)
+expect_option_error(--shards 3)  # not a divisor of --batch 512
 # Non-finite or out-of-range numbers.
 expect_option_error(--lr inf)
 expect_option_error(--lr nan)

@@ -8,6 +8,8 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -71,6 +73,39 @@ public:
 private:
   bool owner_ = false;
 };
+
+/// Rank and size of MPI_COMM_WORLD: {0, 1} when MPI is not (or no longer) initialized.
+struct mpi_world {
+  int rank = 0;
+  int size = 1;
+};
+inline mpi_world mpi_world_of() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  mpi_world w;
+  if (!initialized || finalized) return w;
+  MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+  return w;
+}
+
+/// Ends the whole job after an error on this rank, for a program's top-level handler: writes
+/// "<program>: error on rank R of N: <what>" to stderr and calls MPI_Abort(MPI_COMM_WORLD, code), after
+/// which the MPI launcher ends every rank and exits non-zero. A rank that returned from main instead
+/// would leave the others waiting in their next collective. Without MPI running it writes the message
+/// and calls std::abort. The library itself never calls this.
+[[noreturn]] inline void mpi_abort_job(std::string_view program, std::string_view what, int code = 1) {
+  const mpi_world w = mpi_world_of();
+  const std::string line = detail::concat(program, ": error on rank ", w.rank, " of ", w.size, ": ", what, "\n");
+  std::fputs(line.c_str(), stderr);
+  std::fflush(stderr);
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();
+}
 
 /// The communicator over an MPI communicator (MPI_COMM_WORLD by default) for tensors of backend B.
 /// It works on its own duplicate of `comm`, whose errors return codes that are raised as ayf::error
