@@ -100,8 +100,14 @@ ayf::data::images first(const ayf::data::images& d, std::size_t n) {
 
 dataset load_data(const options& o) {
   dataset d;
+  if (!o.labels.empty() && o.images.empty()) throw ayf::error(concat("--labels '", o.labels, "' needs --images"));
   if (!o.images.empty()) {
-    const ayf::data::images all = ayf::data::read_images_npy(o.images, o.labels);
+    ayf::data::images all;
+    try {
+      all = ayf::data::read_images_npy(o.images, o.labels);
+    } catch (const ayf::error& e) {
+      throw ayf::error(concat(o.labels.empty() ? "--images: " : "--images / --labels: ", e.what()));
+    }
     if (all.count < 60) throw ayf::error(concat("--images '", o.images, "': expected at least 60 images, received ", all.count));
     if (all.height % 4 != 0 || all.width % 4 != 0) {
       throw ayf::error(concat("--images '", o.images, "': expected a height and width divisible by 4, received ",
@@ -120,8 +126,12 @@ dataset load_data(const options& o) {
       }
     }
   } else {
-    d.train = ayf::data::load_fashion_mnist(ayf::data::fashion_mnist_split::train, o.data_dir);
-    d.test = ayf::data::load_fashion_mnist(ayf::data::fashion_mnist_split::test, o.data_dir);
+    try {
+      d.train = ayf::data::load_fashion_mnist(ayf::data::fashion_mnist_split::train, o.data_dir);
+      d.test = ayf::data::load_fashion_mnist(ayf::data::fashion_mnist_split::test, o.data_dir);
+    } catch (const ayf::error& e) {
+      throw ayf::error(concat("--data-dir '", o.data_dir, "': ", e.what()));
+    }
     d.classes = 10;
     d.name = "fashion-mnist";
   }

@@ -2,8 +2,8 @@
 # --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
 # methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
 # prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
-# reproduces the CSV; a missing data directory, a corrupt IDX file, a non-.npy --images file and bad
-# options fail with messages naming them.
+# reproduces the CSV; a missing data directory, a corrupt IDX file, a non-.npy or truncated --images
+# file and bad options fail with messages naming them.
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
 file(MAKE_DIRECTORY "${OUT}")
@@ -106,14 +106,21 @@ function(expect_failure needle)
     message(FATAL_ERROR "expected '${needle}' in the message of ${ARGN} (rc ${rc}):\n${out}\n${err}")
   endif()
 endfunction()
-expect_failure("${OUT}/missing/train-images-idx3-ubyte" --preset smoke --data-dir "${OUT}/missing" --out "${OUT}/bad")
+expect_failure("--data-dir '${OUT}/missing': load_fashion_mnist: neither '${OUT}/missing/train-images-idx3-ubyte'" --preset smoke --data-dir "${OUT}/missing" --out "${OUT}/bad")
 file(MAKE_DIRECTORY "${OUT}/corrupt")
 foreach(f train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
   file(WRITE "${OUT}/corrupt/${f}" "not an IDX file")
 endforeach()
 expect_failure("${OUT}/corrupt/train-images-idx3-ubyte" --preset smoke --data-dir "${OUT}/corrupt" --out "${OUT}/bad")
 file(WRITE "${OUT}/bad.npy" "not an npy file")
-expect_failure("${OUT}/bad.npy" --preset smoke --images "${OUT}/bad.npy" --out "${OUT}/bad")
+expect_failure("--images: read_npy: '${OUT}/bad.npy'" --preset smoke --images "${OUT}/bad.npy" --out "${OUT}/bad")
+# A truncated .npy of images (the first 1000 bytes of a sample file written above).
+find_program(HEAD head)
+if(HEAD)
+  execute_process(COMMAND "${HEAD}" -c 1000 "${run_dir}/samples/ayf_emd_autoguidance_2.npy"
+                  OUTPUT_FILE "${OUT}/truncated.npy" RESULT_VARIABLE rc)
+  expect_failure("${OUT}/truncated.npy" --preset smoke --images "${OUT}/truncated.npy" --out "${OUT}/bad")
+endif()
 expect_failure("--backend" --preset smoke --backend cuda --out "${OUT}/bad")
 
 include("${CMAKE_CURRENT_LIST_DIR}/../common/expect_option_error.cmake")
