@@ -2,7 +2,7 @@
 # --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
 # methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
 # prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
-# reproduces the CSV; a missing data directory, a corrupt IDX file, a non-.npy or truncated --images
+# reproduces the CSV (and so does -DCOMPARE_BACKEND=<name>); a missing data directory, a corrupt IDX file, a non-.npy or truncated --images
 # file and bad options fail with messages naming them.
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
@@ -93,6 +93,19 @@ endif()
 file(READ "${run_dir}/image_distill.csv" second_csv)
 if(NOT first_csv STREQUAL second_csv)
   message(FATAL_ERROR "--resume changed the CSV:\n${first_csv}\n---\n${second_csv}")
+endif()
+
+# Another backend (-DCOMPARE_BACKEND=thrust when the build has it) writes the same table byte for byte.
+if(DEFINED COMPARE_BACKEND AND NOT COMPARE_BACKEND STREQUAL "")
+  execute_process(COMMAND "${PROGRAM}" --preset smoke --backend "${COMPARE_BACKEND}" --out "${OUT}/${COMPARE_BACKEND}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "image_distill --backend ${COMPARE_BACKEND} failed (rc ${rc}):\n${out}\n${err}")
+  endif()
+  file(READ "${OUT}/${COMPARE_BACKEND}/image_distill.csv" other_csv)
+  if(NOT first_csv STREQUAL other_csv)
+    message(FATAL_ERROR "--backend ${COMPARE_BACKEND} wrote another table:\n${first_csv}\n---\n${other_csv}")
+  endif()
 endif()
 
 # Errors name what is wrong.
