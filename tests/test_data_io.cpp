@@ -493,7 +493,16 @@ TEST_CASE("npy: points and labels round trip bitwise", "[io][npy][cpu]") {
   CHECK(pf.rows == 3);
   for (std::size_t i = 0; i < f.size(); ++i) CHECK(pf.values[i] == static_cast<double>(f[i]));
   REQUIRE_THROWS_WITH(ayf::io::write_npy(dir / "g.npy", f, {4, 2}), Contains("shape (4, 2)"));
-  REQUIRE_THROWS_WITH(ayf::io::write_npy(dir / "g.npy", f, {1, 2, 3}), Contains("'shape'"));
+  REQUIRE_THROWS_WITH(ayf::io::write_npy(dir / "g.npy", f, {1, 2, 3, 1, 1}), Contains("'shape'"));
+  // Images: [N, H, W] and [N, H, W, C] read back with their shape and values.
+  ayf::io::write_npy(dir / "i3.npy", f, {1, 2, 3});
+  const auto i3 = ayf::io::read_npy(dir / "i3.npy", 4);
+  CHECK(i3.shape == std::vector<std::size_t>{1, 2, 3});
+  CHECK(i3.dtype == ayf::io::npy_dtype::f4);
+  const auto v3 = i3.to_doubles();
+  for (std::size_t i = 0; i < f.size(); ++i) CHECK(v3[i] == static_cast<double>(f[i]));
+  ayf::io::write_npy(dir / "i4.npy", f, {3, 1, 1, 2});
+  CHECK(ayf::io::read_npy(dir / "i4.npy", 4).shape == std::vector<std::size_t>{3, 1, 1, 2});
 }
 
 TEST_CASE("npy: corrupt input raises ayf::error naming the file and the field", "[io][npy][cpu]") {

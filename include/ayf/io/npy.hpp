@@ -315,11 +315,12 @@ inline std::vector<std::int64_t> npy_array::to_int64() const {
 }
 
 /// The bytes of a version 1.0 .npy file holding `count` elements of T (float, double, int32_t,
-/// int64_t or uint8_t) in C order with `shape` (1-D or 2-D; the product must equal count).
+/// int64_t or uint8_t) in C order with `shape` (1 to 4 dimensions, e.g. images [N, H, W] or
+/// [N, H, W, C]; the product must equal count).
 template <class T>
 std::string format_npy(const T* values, std::size_t count, const std::vector<std::size_t>& shape) {
   constexpr std::string_view where = "write_npy";
-  require(shape.size() == 1 || shape.size() == 2, where, "shape", "1 or 2 dimensions", shape.size());
+  require(shape.size() >= 1 && shape.size() <= 4, where, "shape", "1 to 4 dimensions", shape.size());
   std::size_t elements = 1;
   std::string tuple = "(";
   for (std::size_t k = 0; k < shape.size(); ++k) {

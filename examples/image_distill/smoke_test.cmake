@@ -1,0 +1,143 @@
+# cmake -P script behind the image_distill_smoke ctest. Inputs: -DPROGRAM=<binary> -DOUT=<dir>.
+# --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
+# methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
+# prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
+# reproduces the CSV (and so does -DCOMPARE_BACKEND=<name>); a missing data directory, a corrupt IDX file, a non-.npy or truncated --images
+# file and bad options fail with messages naming them.
+cmake_minimum_required(VERSION 3.25)
+file(REMOVE_RECURSE "${OUT}")
+file(MAKE_DIRECTORY "${OUT}")
+
+execute_process(COMMAND "${PROGRAM}" --help RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "--help failed:\n${out}\n${err}")
+endif()
+foreach(opt --preset --out --seed --backend --resume --data-dir --images --labels --teacher-steps --eval-samples)
+  string(FIND "${out}" "${opt}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "--help does not list ${opt}:\n${out}")
+  endif()
+endforeach()
+
+set(run_dir "${OUT}/run")
+execute_process(COMMAND "${PROGRAM}" --preset smoke --out "${run_dir}" RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "image_distill --preset smoke failed (rc ${rc}):\n${out}\n${err}")
+endif()
+foreach(needle "classifier: test accuracy" "noise floor" "peak memory")
+  string(FIND "${out}" "${needle}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "the output lacks '${needle}':\n${out}")
+  endif()
+endforeach()
+string(FIND "${err}" "eta" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "no progress lines with an ETA:\n${err}")
+endif()
+
+file(STRINGS "${run_dir}/image_distill.csv" lines)
+list(GET lines 0 header)
+if(NOT header STREQUAL "method,guidance,lambda,steps,gamma,nfe,fd,precision,recall,class_accuracy")
+  message(FATAL_ERROR "wrong CSV header: ${header}")
+endif()
+list(REMOVE_AT lines 0)
+list(LENGTH lines count)
+# Smoke preset: teacher Euler and Heun at 2 steps x 3 guidances (6), students at 1 and 2 steps
+# (AYF-EMD, AYF-LMD and AYF-EMD-CFG with gamma 0.5 at 2 steps: 3 x 3; sCD: 2), the lambda sweep (2).
+if(NOT count EQUAL 19)
+  message(FATAL_ERROR "expected 19 result rows, got ${count}:\n${lines}")
+endif()
+set(number "[-+.e0-9]+")  # finite numbers only: no nan / inf
+foreach(line IN LISTS lines)
+  if(NOT line MATCHES "^(teacher_euler|teacher_heun|ayf_emd|ayf_lmd|scd),(none|autoguidance|cfg),${number},[0-9]+,${number},[0-9]+,${number},${number},${number},${number}$")
+    message(FATAL_ERROR "malformed or non-finite row: ${line}")
+  endif()
+endforeach()
+foreach(method teacher_euler teacher_heun ayf_emd ayf_lmd scd)
+  string(FIND "${lines}" "${method}," at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "no ${method} row")
+  endif()
+endforeach()
+
+foreach(f grids/ayf_emd_autoguidance_1.png grids/teacher_heun_cfg_2.png grids/scd_autoguidance_2.png
+          grids/ayf_emd_cfg_2_gamma0.5.png checkpoints/teacher.safetensors checkpoints/weak.safetensors
+          checkpoints/ayf_emd.safetensors checkpoints/ayf_lmd.safetensors checkpoints/scd.safetensors
+          checkpoints/ayf_emd_cfg.safetensors checkpoints/classifier.safetensors)
+  if(NOT EXISTS "${run_dir}/${f}")
+    message(FATAL_ERROR "image_distill wrote no ${f}")
+  endif()
+endforeach()
+# .npy headers: dtype and shape.
+file(STRINGS "${run_dir}/samples/ayf_emd_autoguidance_2.npy" h LIMIT_COUNT 1 REGEX "descr")
+if(NOT h MATCHES "'descr': '<f4'" OR NOT h MATCHES "'shape': \\(100, 28, 28\\)")
+  message(FATAL_ERROR "samples .npy header: expected '<f4' (100, 28, 28), got ${h}")
+endif()
+file(STRINGS "${run_dir}/samples/ayf_emd_autoguidance_2_labels.npy" h LIMIT_COUNT 1 REGEX "descr")
+if(NOT h MATCHES "'descr': '<i8'" OR NOT h MATCHES "'shape': \\(100,\\)")
+  message(FATAL_ERROR "labels .npy header: expected '<i8' (100,), got ${h}")
+endif()
+
+# --resume: every stage loads from its checkpoint and the table is the same.
+file(READ "${run_dir}/image_distill.csv" first_csv)
+execute_process(COMMAND "${PROGRAM}" --preset smoke --out "${run_dir}" --resume RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "image_distill --resume failed (rc ${rc}):\n${out}\n${err}")
+endif()
+string(FIND "${err}" "finished stage loaded" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "--resume did not load the finished stages:\n${err}")
+endif()
+file(READ "${run_dir}/image_distill.csv" second_csv)
+if(NOT first_csv STREQUAL second_csv)
+  message(FATAL_ERROR "--resume changed the CSV:\n${first_csv}\n---\n${second_csv}")
+endif()
+
+# Another backend (-DCOMPARE_BACKEND=thrust when the build has it) writes the same table byte for byte.
+if(DEFINED COMPARE_BACKEND AND NOT COMPARE_BACKEND STREQUAL "")
+  execute_process(COMMAND "${PROGRAM}" --preset smoke --backend "${COMPARE_BACKEND}" --out "${OUT}/${COMPARE_BACKEND}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "image_distill --backend ${COMPARE_BACKEND} failed (rc ${rc}):\n${out}\n${err}")
+  endif()
+  file(READ "${OUT}/${COMPARE_BACKEND}/image_distill.csv" other_csv)
+  if(NOT first_csv STREQUAL other_csv)
+    message(FATAL_ERROR "--backend ${COMPARE_BACKEND} wrote another table:\n${first_csv}\n---\n${other_csv}")
+  endif()
+endif()
+
+# Errors name what is wrong.
+function(expect_failure needle)
+  execute_process(COMMAND "${PROGRAM}" ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "expected failure: ${ARGN}\n${out}")
+  endif()
+  string(FIND "${out}${err}" "${needle}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "expected '${needle}' in the message of ${ARGN} (rc ${rc}):\n${out}\n${err}")
+  endif()
+endfunction()
+expect_failure("--data-dir '${OUT}/missing': load_fashion_mnist: neither '${OUT}/missing/train-images-idx3-ubyte'" --preset smoke --data-dir "${OUT}/missing" --out "${OUT}/bad")
+file(MAKE_DIRECTORY "${OUT}/corrupt")
+foreach(f train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+  file(WRITE "${OUT}/corrupt/${f}" "not an IDX file")
+endforeach()
+expect_failure("${OUT}/corrupt/train-images-idx3-ubyte" --preset smoke --data-dir "${OUT}/corrupt" --out "${OUT}/bad")
+file(WRITE "${OUT}/bad.npy" "not an npy file")
+expect_failure("--images: read_npy: '${OUT}/bad.npy'" --preset smoke --images "${OUT}/bad.npy" --out "${OUT}/bad")
+# A truncated .npy of images (the first 1000 bytes of a sample file written above).
+find_program(HEAD head)
+if(HEAD)
+  execute_process(COMMAND "${HEAD}" -c 1000 "${run_dir}/samples/ayf_emd_autoguidance_2.npy"
+                  OUTPUT_FILE "${OUT}/truncated.npy" RESULT_VARIABLE rc)
+  expect_failure("${OUT}/truncated.npy" --preset smoke --images "${OUT}/truncated.npy" --out "${OUT}/bad")
+endif()
+expect_failure("--backend" --preset smoke --backend cuda --out "${OUT}/bad")
+
+include("${CMAKE_CURRENT_LIST_DIR}/../common/expect_option_error.cmake")
+expect_option_error(--preset huge)
+expect_option_error(--eval-samples 5 --preset smoke)
+expect_option_error(--teacher-steps 0 --preset smoke)
+expect_option_error(--backend tpu --preset smoke)
