@@ -9,19 +9,9 @@ cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
 file(MAKE_DIRECTORY "${OUT}/single" "${OUT}/ranks/rank0" "${OUT}/ranks/rank1")
 
-# Runs the command with a limit (a rank left waiting in a collective would hang); out: last_rc, last_output.
-function(run_command)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 300)
-  set(last_rc "${rc}" PARENT_SCOPE)
-  set(last_output "${out}${err}" PARENT_SCOPE)
-endfunction()
-
-function(expect_in needle text)
-  string(FIND "${text}" "${needle}" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "expected '${needle}' in:\n${text}")
-  endif()
-endfunction()
+# run_command has a limit: a rank left waiting in a collective would hang.
+set(run_command_timeout 300)
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/ayfScriptChecks.cmake")
 
 # Counts the lines of `text` that contain `needle`.
 function(count_lines needle text result)

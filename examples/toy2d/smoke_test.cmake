@@ -15,12 +15,7 @@ function(run_program expect_rc)
   set(last_output "${out}${err}" PARENT_SCOPE)
 endfunction()
 
-function(expect_in needle text)
-  string(FIND "${text}" "${needle}" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "expected '${needle}' in:\n${text}")
-  endif()
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/ayfScriptChecks.cmake")  # expect_in
 
 run_program(ok "${PROGRAM}" --help)
 foreach(option --data --out --seed --methods --ema --pair-mean --inference-lambda --resume)

@@ -7,18 +7,8 @@
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
 
-function(run_command)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
-  set(last_rc "${rc}" PARENT_SCOPE)
-  set(last_output "${out}${err}" PARENT_SCOPE)
-endfunction()
-
-function(expect_in needle text)
-  string(FIND "${text}" "${needle}" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "expected '${needle}' in:\n${text}")
-  endif()
-endfunction()
+set(run_command_timeout 120)
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/ayfScriptChecks.cmake")
 
 # A run that must fail: non-zero, not cut off by the time limit.
 function(expect_job_failed what)
