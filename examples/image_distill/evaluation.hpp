@@ -74,6 +74,13 @@ struct reference {
   feature_set subset;  ///< at most as many rows as a generated set: the precision / recall reference
 };
 
+/// The fraction of rows whose predicted class is `labels[i]`.
+inline double class_accuracy(const feature_set& f, const std::vector<std::int64_t>& labels) {
+  std::size_t hits = 0;
+  for (std::size_t i = 0; i < f.rows; ++i) hits += f.predicted[i] == labels[i] ? 1 : 0;
+  return static_cast<double>(hits) / static_cast<double>(f.rows);
+}
+
 /// FD to reference.all, precision / recall (k = 3) against reference.subset, and the fraction of
 /// rows whose predicted class is `labels[i]` (when labels are given).
 inline scores score(const feature_set& generated, const reference& ref, const std::vector<std::int64_t>& labels) {
@@ -82,11 +89,7 @@ inline scores score(const feature_set& generated, const reference& ref, const st
   const auto pr = ayf::precision_recall(ref.subset.samples(), generated.samples());
   s.precision = pr.precision;
   s.recall = pr.recall;
-  if (!labels.empty()) {
-    std::size_t hits = 0;
-    for (std::size_t i = 0; i < generated.rows; ++i) hits += generated.predicted[i] == labels[i] ? 1 : 0;
-    s.class_accuracy = static_cast<double>(hits) / static_cast<double>(generated.rows);
-  }
+  if (!labels.empty()) s.class_accuracy = class_accuracy(generated, labels);
   return s;
 }
 

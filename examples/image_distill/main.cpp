@@ -347,9 +347,7 @@ int run(const options& o) {
         return ayf::step_statistics{r.loss, 0.0};
       });
       ref.all = image_distill::extract_features<B>(ctx, *net, d.test.values, d.test.count, o.chunk);
-      std::size_t hits = 0;
-      for (std::size_t i = 0; i < d.test.count; ++i) hits += ref.all.predicted[i] == d.test.labels[i] ? 1 : 0;
-      const double accuracy = static_cast<double>(hits) / static_cast<double>(d.test.count);
+      const double accuracy = image_distill::class_accuracy(ref.all, d.test.labels);
       std::printf("classifier: test accuracy %.4f on %zu images (%zu parameters)\n", accuracy, d.test.count, net->size());
       ref.subset = image_distill::head(ref.all, n);
       // The noise floor: real training images scored like a generated set of the same size.
