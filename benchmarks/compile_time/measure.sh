@@ -31,6 +31,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2206
 flags=(-std=c++20 $opt -I"$root/include" -I"$root/backends/eigen/include" -isystem "$eigen")
+libs=(-ltbb)
+# A library built with AYF_WITH_OPENBLAS calls cblas: both programs are compiled the same way
+# (AYF_EIGEN_OPENBLAS, as ayf::eigen sets it) and link OpenBLAS.
+if grep -q '^AYF_WITH_OPENBLAS:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  # shellcheck disable=SC2207
+  flags+=(-DAYF_EIGEN_OPENBLAS=1 $(pkg-config --cflags openblas))
+  # shellcheck disable=SC2207
+  libs+=($(pkg-config --libs openblas))
+fi
 
 # time_it <output file> <command...>: appends "wall user+sys" (seconds) to the file.
 time_it() {
@@ -52,9 +61,9 @@ echo "load:      $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) before"
 
 for ((r = 1; r <= runs; ++r)); do
   time_it "$work/header_only.compile" "$cxx" "${flags[@]}" -c "$here/program.cpp" -o "$work/header_only.o"
-  time_it "$work/header_only.link" "$cxx" "$work/header_only.o" -ltbb -o "$work/header_only"
+  time_it "$work/header_only.link" "$cxx" "$work/header_only.o" "${libs[@]}" -o "$work/header_only"
   time_it "$work/compiled.compile" "$cxx" "${flags[@]}" -DAYF_USE_COMPILED=1 -c "$here/program.cpp" -o "$work/compiled.o"
-  time_it "$work/compiled.link" "$cxx" "$work/compiled.o" "$library" -ltbb -o "$work/compiled"
+  time_it "$work/compiled.link" "$cxx" "$work/compiled.o" "$library" "${libs[@]}" -o "$work/compiled"
   echo "run $r:     header-only $(tail -1 "$work/header_only.compile" | cut -d' ' -f1) s," \
        "compiled $(tail -1 "$work/compiled.compile" | cut -d' ' -f1) s (compile, wall)"
 done
