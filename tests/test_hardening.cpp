@@ -296,11 +296,34 @@ TEST_CASE("checkpoints store FNV-1a checksums of every tensor and of the metadat
     CHECK(content.metadata.at("checksum." + t.name) ==
           reference_checksum(reference_fnv1a(std::string(t.bytes.begin(), t.bytes.end()))));
   }
-  CHECK(content.tensors.size() == 7);  // parameters, 2 moments, adam.steps, ema, iteration, rng
+  CHECK(content.tensors.size() == 8);  // parameters, 2 moments, adam.steps, ema, ema.updates, iteration, rng
   // Rewritten with the reference checksums, the file is identical: the documented format is the whole story.
   write_with_reference_checksums(dir / "again.safetensors", content);
   CHECK(read_bytes(dir / "again.safetensors") == read_bytes(path));
   CHECK(load_error(path).empty());
+}
+
+TEST_CASE("the EMA's update count is checkpointed; files without it count one update per iteration", "[train][cpu]") {
+  scratch_dir dir;
+  trained r;
+  r.ema.set_updates(2);  // differs from the iteration (3), so the two sources are told apart
+  const fs::path path = dir / "ckpt.safetensors";
+  ayf::train::save_checkpoint<B>(path, r.ctx, r.state());
+  {
+    trained fresh;
+    fresh.ema.set_updates(0);
+    auto s = fresh.state();
+    ayf::train::load_checkpoint<B>(path, fresh.ctx, s);
+    CHECK(fresh.ema.updates() == 2);
+  }
+  auto content = ayf::io::read_safetensors(path);
+  std::erase_if(content.tensors, [](const auto& t) { return t.name == "ema.updates"; });
+  write_with_reference_checksums(dir / "older.safetensors", content);
+  trained fresh;
+  fresh.ema.set_updates(0);
+  auto s = fresh.state();
+  ayf::train::load_checkpoint<B>(dir / "older.safetensors", fresh.ctx, s);
+  CHECK(fresh.ema.updates() == 3);
 }
 
 TEST_CASE("a checkpoint with one flipped bit in any tensor or the metadata fails to load, naming file and tensor",
@@ -312,11 +335,11 @@ TEST_CASE("a checkpoint with one flipped bit in any tensor or the metadata fails
   const std::string good = read_bytes(path);
   REQUIRE(load_error(path).empty());
   for (const std::string name :
-       {"parameters", "adam.first_moment", "adam.second_moment", "adam.steps", "ema", "iteration", "rng"}) {
+       {"parameters", "adam.first_moment", "adam.second_moment", "adam.steps", "ema", "ema.updates", "iteration", "rng"}) {
     for (const std::size_t byte : {std::size_t(0), std::size_t(5)}) {
       // The lowest bit of the first element keeps every value finite and non-negative; the
       // bit in byte 5 is a middle mantissa bit of an F32 or a high bit of an I64.
-      if (byte == 5 && name == "adam.steps") continue;  // adam.steps is one I64; byte 5 is covered by rng
+      if (byte == 5 && (name == "adam.steps" || name == "ema.updates")) continue;  // one I64; covered by rng
       std::string flipped = good;
       flipped[data_offset(good, name) + byte] ^= 0x01;
       const fs::path bad = dir / ("flipped_" + name + ".safetensors");

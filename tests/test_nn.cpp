@@ -188,7 +188,8 @@ TEST_CASE("mlp runs identically on the xtensor backend", "[nn][backend][cpu]") {
   for (std::size_t k = 0; k < a.size(); ++k) CHECK(a[k] == Approx(b[k]).epsilon(1e-12));
 }
 
-TEST_CASE("adam with warmup, clipping and weight decay matches a scalar reference", "[nn][optimizer][cpu]") {
+TEST_CASE("adam with warmup, clipping and weight decay, and the bias-corrected EMA, match a scalar reference",
+          "[nn][optimizer][cpu]") {
   B::context ctx(13);
   ayf::nn::parameter_layout layout;
   layout.add("w", 3, 4);
@@ -202,7 +203,8 @@ TEST_CASE("adam with warmup, clipping and weight decay matches a scalar referenc
   ayf::nn::adam<B> optimizer(ctx, params, config);
   ayf::nn::exponential_moving_average<B> ema(ctx, params, 0.9);
 
-  std::vector<double> theta(params.values.data(), params.values.data() + 12), m(12, 0), v(12, 0), average = theta;
+  std::vector<double> theta(params.values.data(), params.values.data() + 12), m(12, 0), v(12, 0), weighted(12, 0);
+  for (std::size_t k = 0; k < 12; ++k) CHECK(ema.average().data()[k] == theta[k]);  // no update yet: the weights
   for (int step = 1; step <= 5; ++step) {
     B::randn(ctx, params.gradients);
     std::vector<double> g(params.gradients.data(), params.gradients.data() + 12);
@@ -216,16 +218,17 @@ TEST_CASE("adam with warmup, clipping and weight decay matches a scalar referenc
       v[k] = 0.999 * v[k] + 0.001 * scale * g[k] * scale * g[k];
       const double mh = m[k] / (1 - std::pow(0.9, step)), vh = v[k] / (1 - std::pow(0.999, step));
       theta[k] = theta[k] - lr * mh / (std::sqrt(vh) + 1e-8) - lr * 0.1 * theta[k];
-      average[k] = 0.9 * average[k] + 0.1 * theta[k];
+      weighted[k] = 0.9 * weighted[k] + 0.1 * theta[k];  // sum_j 0.1 * 0.9^(step - j) theta_j
     }
     CHECK(optimizer.step(ctx, params) == Approx(norm).epsilon(1e-12));
     ema.update(ctx, params);
     for (std::size_t k = 0; k < 12; ++k) {
       CHECK(params.values.data()[k] == Approx(theta[k]).epsilon(1e-12));
-      CHECK(ema.average().data()[k] == Approx(average[k]).epsilon(1e-12));
+      CHECK(ema.average().data()[k] == Approx(weighted[k] / (1 - std::pow(0.9, step))).epsilon(1e-12));
     }
   }
   CHECK(optimizer.steps() == 5);
+  CHECK(ema.updates() == 5);
   B::fill(ctx, params.gradients, std::nan(""));
   REQUIRE_THROWS_WITH(optimizer.step(ctx, params), Catch::Contains("'gradients'"));
 }

@@ -105,6 +105,7 @@ TEST_CASE("checkpoint resume is bitwise identical to an uninterrupted run", "[tr
   resumed.load(path);
   CHECK(resumed.iteration == n / 2);
   CHECK(resumed.opt.steps() == n / 2);
+  CHECK(resumed.ema.updates() == n / 2);
   resumed.steps(n / 2);
 
   const auto a = B::to_host(straight.ctx, straight.model.parameters().values);

@@ -114,7 +114,11 @@ private:
   std::uint64_t m_steps = 0;
 };
 
-/// Exponential moving average of the weights: ema <- decay ema + (1 - decay) theta.
+/// Exponential moving average of the weights with bias correction: after n updates with iterates
+/// theta_1..theta_n, average = sum_k (1 - decay) decay^(n - k) theta_k / (1 - decay^n), the normalised
+/// weighted mean of the iterates (the initial weights get no weight; cf. Adam's moment correction).
+/// Update n uses ema <- d_n ema + (1 - d_n) theta with d_n = decay (1 - decay^(n-1)) / (1 - decay^n).
+/// Before any update the average is the initial weights.
 template <backend B>
 class exponential_moving_average {
 public:
@@ -125,15 +129,28 @@ public:
     B::copy(ctx, params.values, m_average);
   }
   void update(typename B::context& ctx, const parameter_set<B>& params) {
-    B::scale_sum_rows(ctx, m_average, m_decay, m_average, 1 - m_decay, params.values);
+    ++m_updates;
+    const double d = current_decay();
+    B::scale_sum_rows(ctx, m_average, d, m_average, 1 - d, params.values);
   }
   typename B::tensor& average() { return m_average; }
   const typename B::tensor& average() const { return m_average; }
   [[nodiscard]] double decay() const { return m_decay; }
+  /// Updates so far (checkpointed: resuming continues the same weighting).
+  [[nodiscard]] std::uint64_t updates() const { return m_updates; }
+  void set_updates(std::uint64_t n) { m_updates = n; }
 
 private:
+  /// d_n of the bias-corrected update n = m_updates (0 for the first update).
+  [[nodiscard]] double current_decay() const {
+    if (m_decay == 0 || m_updates <= 1) return 0.0;
+    const double n = static_cast<double>(m_updates), log_decay = std::log(m_decay);
+    return m_decay * std::expm1((n - 1) * log_decay) / std::expm1(n * log_decay);  // (1 - d^(n-1)) / (1 - d^n)
+  }
+
   double m_decay;
   typename B::tensor m_average;
+  std::uint64_t m_updates = 0;
 };
 
 }  // namespace ayf::nn

@@ -203,7 +203,10 @@ void save_checkpoint(const std::filesystem::path& path, typename B::context& ctx
     add_checked("adam.second_moment", B::to_host(ctx, state.optimizer->second_moment()));
     content.add<std::int64_t>("adam.steps", {static_cast<std::int64_t>(state.optimizer->steps())}, {1});
   }
-  if (state.ema != nullptr) add_checked("ema", B::to_host(ctx, state.ema->average()));
+  if (state.ema != nullptr) {
+    add_checked("ema", B::to_host(ctx, state.ema->average()));
+    content.add<std::int64_t>("ema.updates", {static_cast<std::int64_t>(state.ema->updates())}, {1});
+  }
   content.add<std::int64_t>("iteration", {static_cast<std::int64_t>(state.iteration)}, {1});
   content.add<std::int64_t>("rng", checkpoint_detail::to_i64(ctx.rng.seed, ctx.rng.offset), {2});
   content.metadata["format"] = std::string(checkpoint_format);
@@ -266,9 +269,15 @@ void load_checkpoint(const std::filesystem::path& path, typename B::context& ctx
     adam_steps = f.get<std::int64_t>("adam.steps", {1})[0];
     if (adam_steps < 0) f.fail("tensor 'adam.steps': expected >= 0, received ", adam_steps);
   }
-  if (state.ema != nullptr) ema = f.get<scalar>("ema", {p});
   const std::int64_t iteration = f.get<std::int64_t>("iteration", {1})[0];
   if (iteration < 0) f.fail("tensor 'iteration': expected >= 0, received ", iteration);
+  std::int64_t ema_updates = 0;
+  if (state.ema != nullptr) {
+    ema = f.get<scalar>("ema", {p});
+    // Files written before the EMA counted its updates: one update per iteration.
+    ema_updates = f.content.find("ema.updates") != nullptr ? f.get<std::int64_t>("ema.updates", {1})[0] : iteration;
+    if (ema_updates < 0) f.fail("tensor 'ema.updates': expected >= 0, received ", ema_updates);
+  }
   const auto rng = f.get<std::int64_t>("rng", {2});
 
   const shape sh(1, p);
@@ -278,7 +287,10 @@ void load_checkpoint(const std::filesystem::path& path, typename B::context& ctx
     B::copy(ctx, B::from_host(ctx, second, sh), state.optimizer->second_moment());
     state.optimizer->set_steps(static_cast<std::uint64_t>(adam_steps));
   }
-  if (state.ema != nullptr) B::copy(ctx, B::from_host(ctx, ema, sh), state.ema->average());
+  if (state.ema != nullptr) {
+    B::copy(ctx, B::from_host(ctx, ema, sh), state.ema->average());
+    state.ema->set_updates(static_cast<std::uint64_t>(ema_updates));
+  }
   state.iteration = static_cast<std::uint64_t>(iteration);
   ctx.rng.seed = checkpoint_detail::to_u64(rng[0]);
   ctx.rng.offset = checkpoint_detail::to_u64(rng[1]);
