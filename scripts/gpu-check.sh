@@ -4,15 +4,19 @@
 #
 #   scripts/gpu-check.sh build        on a machine with nvcc and the dependencies: builds, for sm_90
 #                                     (CUDAARCHS overrides), Release, static CUDA runtime, into build-gpu/:
-#                                     ayf_tests_cuda, bench_steps_cuda, ayf_train_check_cuda; copies them,
-#                                     stripped, into gpu-bundle/ with every shared library they need
-#                                     beyond the C/C++ runtime, the driver and cuBLAS (rpath $ORIGIN);
+#                                     ayf_tests_cuda, bench_steps_cuda, ayf_train_check_cuda,
+#                                     image_distill_cuda; copies them, stripped, into gpu-bundle/ with
+#                                     every shared library they need beyond the C/C++ runtime, the driver
+#                                     and cuBLAS (rpath $ORIGIN), and Fashion-MNIST (gpu-bundle/fashion-mnist);
 #                                     checks what ldd resolves and that bundle + working tree <= 64 MiB.
 #   scripts/gpu-check.sh verify       here: the bundle checks of build again, without building.
 #   scripts/gpu-check.sh run [DIR]    on the GPU machine: nvidia-smi, the CUDA tests, bench_steps_cuda
 #                                     (with cublas_fraction), the training check, each under a timeout
 #                                     (under 8 minutes in all); writes DIR/gpu-check-summary.md and the
 #                                     logs. DIR: $OUT if set, else gpu-check-out/.
+#   scripts/gpu-check.sh image [DIR]  on the GPU machine, as a second call: image_distill_cuda --preset
+#                                     quick --backend cuda on the bundled data (timeout 480 s); writes
+#                                     DIR/gpu-check-image.md, image.log, image_distill.csv. Exit codes as run.
 #
 # Exit codes of run: 0 everything passed; 1 a step failed or timed out; 3 no CUDA device (nothing run);
 # 4 the bundle is missing or its libraries (cuBLAS from the CUDA toolkit) cannot be found.
@@ -24,7 +28,8 @@ root=$PWD
 bundle=${GPU_CHECK_BUNDLE:-gpu-bundle}   # relative to the repository root, or absolute (tests)
 [[ "$bundle" == /* ]] || bundle=$root/$bundle
 build_dir=build-gpu
-programs=(ayf_tests_cuda bench_steps_cuda ayf_train_check_cuda)
+programs=(ayf_tests_cuda bench_steps_cuda ayf_train_check_cuda image_distill_cuda)
+fashion_mnist=${GPU_CHECK_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}   # travels in the bundle for `image`
 limit_bytes=$((64 * 1024 * 1024))   # the device tool: working tree + carried paths
 cublas_names=(libcublas.so.13 libcublasLt.so.13)
 # Found on any Linux with the NVIDIA driver and a C++ runtime; every other library travels in the bundle,
@@ -63,7 +68,7 @@ build() {
   # shellcheck disable=SC2016  # $ORIGIN is for the dynamic loader
   local args=(-DCMAKE_BUILD_TYPE=Release -DAYF_ENABLE_CUDA=ON -DAYF_CUDA_STATIC_RUNTIME=ON
               "-DCMAKE_CUDA_ARCHITECTURES=$arch" "-DCMAKE_CUDA_COMPILER=$nvcc_bin" -DAYF_BUILD_BENCHMARKS=ON
-              -DAYF_BUILD_EXAMPLES=OFF -DAYF_HEADER_CHECK=OFF -DAYF_INSTALL=OFF -DAYF_WERROR=ON
+              -DAYF_BUILD_EXAMPLES=ON -DAYF_HEADER_CHECK=OFF -DAYF_INSTALL=OFF -DAYF_WERROR=ON
               '-DCMAKE_BUILD_RPATH=$ORIGIN')
   if command -v ccache >/dev/null 2>&1; then
     args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
@@ -90,11 +95,21 @@ build() {
     cp "$exe" "$bundle/$p"
     strip --strip-unneeded "$bundle/$p" || die 1 "strip $p failed"
   done
+  # The data of `image` (Fashion-MNIST's four IDX files, gzip-compressed: about 30 MB).
+  mkdir -p "$bundle/fashion-mnist"
+  local idx
+  for idx in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    if [[ -e "$fashion_mnist/$idx.gz" ]]; then cp "$fashion_mnist/$idx.gz" "$bundle/fashion-mnist/"
+    elif [[ -e "$fashion_mnist/$idx" ]]; then gzip -c "$fashion_mnist/$idx" >"$bundle/fashion-mnist/$idx.gz"
+    else die 1 "no $fashion_mnist/$idx(.gz) for image_distill_cuda (scripts/setup.sh installs dataset-fashion-mnist; GPU_CHECK_FASHION_MNIST names another folder)"
+    fi
+  done
   # Copy every non-system library the programs (and the copies, transitively) resolve to.
   local changed=1 name path f
   while (( changed )); do
     changed=0
     for f in "$bundle"/*; do
+      [[ -f "$f" ]] || continue
       while read -r name path; do
         [[ "$name" =~ $system_libs ]] && continue
         [[ "$path" == NOTFOUND ]] && die 4 "$(basename "$f") needs $name, which ldd cannot find here"
@@ -112,7 +127,7 @@ build() {
     "$nvcc_bin" --version | tail -n 2
     echo "needs on the GPU machine: glibc and libstdc++ at least these symbol versions, the NVIDIA driver (libcuda), ${cublas_names[*]}"
     for f in "$bundle"/*; do
-      [[ "$f" == */MANIFEST.txt ]] && continue
+      [[ "$f" == */MANIFEST.txt || ! -f "$f" ]] && continue
       printf '%s %s GLIBC_%s GLIBCXX_%s\n' "$(basename "$f")" "$(stat -c %s "$f")" \
         "$(objdump -T "$f" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)" \
         "$(objdump -T "$f" | grep -o 'GLIBCXX_[0-9.]*' | sed 's/GLIBCXX_//' | sort -V | tail -n 1)"
@@ -128,7 +143,7 @@ verify() {
   [[ -d "$bundle" ]] || die 4 "no $bundle/: run scripts/gpu-check.sh build first"
   local f name path bad=0
   for f in "$bundle"/*; do
-    [[ "$f" == */MANIFEST.txt ]] && continue
+    [[ "$f" == */MANIFEST.txt || ! -f "$f" ]] && continue
     # shellcheck disable=SC2016
     if ! readelf -d "$f" | grep -Eq '(RUNPATH|RPATH).*\$ORIGIN'; then
       [[ "$f" == *.so* ]] || { say "$(basename "$f"): no \$ORIGIN in its RUNPATH"; bad=1; }
@@ -146,7 +161,7 @@ verify() {
   b=$(du -cb "$bundle" | tail -n 1 | cut -f 1)
   t=$(tree_bytes)
   say "bundle $bundle/: $(mib "$b"); working tree: $(mib "$t"); together $(mib $((b + t))) of $(mib "$limit_bytes")"
-  for f in "$bundle"/*; do printf 'gpu-check:   %10d  %s\n' "$(stat -c %s "$f")" "${f##*/}"; done
+  for f in "$bundle"/* "$bundle"/fashion-mnist/*; do [[ -f "$f" ]] && printf 'gpu-check:   %10d  %s\n' "$(stat -c %s "$f")" "${f#"$bundle"/}"; done
   (( b + t <= limit_bytes )) || die 4 "bundle + working tree exceed $(mib "$limit_bytes")"
   say "every library resolves to $bundle/ or to the system (libc, libstdc++, libgcc_s, libcuda, ${cublas_names[*]})"
 }
@@ -281,7 +296,7 @@ run() {
     cublas_line="not found (${cublas_names[*]})"
   fi
   say "cuBLAS: $cublas_line"
-  { echo "== LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; for p in "${programs[@]}"; do echo "== ldd $p"; ldd "$b/$p"; done; } >>"$out/environment.log" 2>&1
+  { echo "== LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; for p in "${programs[@]}"; do [[ -e "$b/$p" ]] && { echo "== ldd $p"; ldd "$b/$p"; }; done; } >>"$out/environment.log" 2>&1
   if grep -q 'not found' "$out/environment.log"; then
     grep 'not found' "$out/environment.log" | sort -u >&2
     write_summary "**FAIL**: libraries not found on this machine (environment.log): $(grep 'not found' "$out/environment.log" | awk '{ print $1 }' | sort -u | tr '\n' ' ')"
@@ -349,8 +364,65 @@ run() {
   return 0
 }
 
+# image [DIR]: image_distill_cuda --preset quick --backend cuda on the bundled Fashion-MNIST (a second
+# device call after `run`); writes DIR/gpu-check-image.md (wall time, peak memory, the table), image.log
+# and image_distill.csv; the program's other outputs go to $GPU_CHECK_IMAGE_OUT (default gpu-image-out/).
+# GPU_CHECK_IMAGE_ARGS adds options (e.g. a preset).
+image() {
+  local out=${1:-${OUT:-gpu-check-out}}
+  mkdir -p "$out" || die 2 "cannot create $out"
+  out=$(cd "$out" && pwd)
+  local summary="$out/gpu-check-image.md" b=$bundle exe=$bundle/image_distill_cuda
+  [[ -f "$exe" && ! -x "$exe" ]] && chmod +x "$exe"
+  [[ -x "$exe" && -d "$b/fashion-mnist" ]] || {
+    printf '# ayf GPU check: image_distill\n\n**FAIL**: no %s/image_distill_cuda or fashion-mnist/ (build the bundle first)\n' "$bundle" >"$summary"
+    die 4 "no $bundle/image_distill_cuda or $bundle/fashion-mnist: run scripts/gpu-check.sh build here first and carry $bundle"
+  }
+  local cublas_dirs line dir
+  if cublas_dirs=$(find_cublas); then
+    while read -r line; do
+      dir=${line#*: }
+      export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    done <<<"$cublas_dirs"
+  fi
+  local -a extra=()
+  read -r -a extra <<<"${GPU_CHECK_IMAGE_ARGS:-}"
+  # The program's outputs (over a hundred files) stay outside DIR: the device tool returns only a few.
+  local run_dir=${GPU_CHECK_IMAGE_OUT:-$root/gpu-image-out}
+  step "image_distill_cuda --preset quick --backend cuda" 480 "$out/image.log" \
+    "$exe" --preset quick --backend cuda --data-dir "$b/fashion-mnist" --out "$run_dir" "${extra[@]}"
+  [[ -f "$run_dir/image_distill.csv" ]] && cp "$run_dir/image_distill.csv" "$out/"
+  local verdict
+  if (( step_rc == 0 )); then verdict="**PASS**: the quick preset ran on CUDA in $step_seconds s"
+  elif grep -q 'no usable CUDA device\|no CUDA device found' "$out/image.log"; then verdict="**NO CUDA DEVICE**"
+  else verdict="**FAIL** (exit $step_rc after $step_seconds s; image.log)"
+  fi
+  {
+    echo "# ayf GPU check: image_distill"
+    echo
+    echo "$verdict"
+    echo
+    echo "- when: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); command: image_distill_cuda --preset quick --backend cuda ${extra[*]}"
+    echo "- bundle: $(head -n 2 "$b/MANIFEST.txt" 2>/dev/null | tr '\n' ' ')"
+    echo
+    echo '```'
+    grep -E '^(classifier:|noise floor|time:)' "$out/image.log"
+    sed -n '/^method /,/^time:/p' "$out/image.log" | grep -v '^time:'
+    echo '```'
+    echo
+    echo "Log: image.log; table: image_distill.csv; grids, samples and checkpoints: $run_dir/ on that machine."
+  } >"$summary"
+  say "$verdict (summary: $summary)"
+  case "$verdict" in
+    "**PASS**"*) return 0 ;;
+    "**NO CUDA DEVICE**"*) return 3 ;;
+    *) return 1 ;;
+  esac
+}
+
 case "${1:-}" in
   build) (( $# == 1 )) || usage; build ;;
+  image) (( $# <= 2 )) || usage; shift; image "$@" ;;
   verify) (( $# == 1 )) || usage; verify ;;
   run) (( $# <= 2 )) || usage; shift; run "$@" ;;
   *) usage ;;

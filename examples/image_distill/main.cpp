@@ -23,8 +23,11 @@
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
-#if AYF_IMAGE_DISTILL_THRUST
+#if AYF_IMAGE_DISTILL_THRUST || AYF_IMAGE_DISTILL_CUDA
 #include "ayf/backends/thrust/backend.hpp"
+#endif
+#if AYF_IMAGE_DISTILL_CUDA
+#include <cuda_runtime_api.h>
 #endif
 #include "ayf/backends/zlib/fashion_mnist.hpp"
 #include "ayf/data/batch_sampler.hpp"
@@ -202,6 +205,19 @@ std::size_t peak_memory_mib() {
 
 }  // namespace
 
+#if AYF_IMAGE_DISTILL_CUDA
+namespace image_distill {
+/// Empty when a CUDA device is usable, else why not.
+std::string cuda_device_problem() {
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status != cudaSuccess) return concat("no usable CUDA device (", cudaGetErrorString(status), ")");
+  if (devices == 0) return "no CUDA device found";
+  return {};
+}
+}  // namespace image_distill
+#endif
+
 template <class B>
 int run(const options& o);
 
@@ -217,6 +233,10 @@ int main(int argc, char** argv) {
   if (o.backend == "thrust") {
 #if AYF_IMAGE_DISTILL_THRUST
     return run<ayf::thrust_backend<float>>(o);
+#elif AYF_IMAGE_DISTILL_CUDA
+    std::cerr << "image_distill: error: --backend thrust: this program (image_distill_cuda) runs Thrust on CUDA; use "
+                 "--backend cuda, or image_distill for Thrust on the host, received 'thrust'\n";
+    return 1;
 #else
     std::cerr << "image_distill: error: --backend thrust: this build has no Thrust backend (configure with Thrust "
                  "found, e.g. -DAYF_REQUIRE_THRUST=ON), received 'thrust'\n";
@@ -224,9 +244,17 @@ int main(int argc, char** argv) {
 #endif
   }
   if (o.backend == "cuda") {
-    std::cerr << "image_distill: error: --backend cuda: this build was compiled without CUDA (configure with "
-                 "-DAYF_ENABLE_CUDA=ON on a machine with nvcc); use --backend eigen or thrust, received 'cuda'\n";
+#if AYF_IMAGE_DISTILL_CUDA
+    if (const std::string problem = image_distill::cuda_device_problem(); !problem.empty()) {
+      std::cerr << "image_distill: error: --backend cuda: " << problem << "\n";
+      return 1;
+    }
+    return run<ayf::thrust_backend<float>>(o);  // compiled by nvcc: Thrust's CUDA system, cuBLAS
+#else
+    std::cerr << "image_distill: error: --backend cuda: this program was compiled without CUDA; use "
+                 "image_distill_cuda (built with -DAYF_ENABLE_CUDA=ON on a machine with nvcc), received 'cuda'\n";
     return 1;
+#endif
   }
   return run<ayf::eigen_backend<float>>(o);
 }
@@ -480,6 +508,7 @@ int run(const options& o) {
       if (j.outputs) {
         std::string stem = concat(j.method, "_", j.guidance, "_", j.steps);
         if (j.gamma > 0 && j.method != "scd") stem += "_gamma" + number(j.gamma);
+        if (j.guidance != "none" && j.lambda != o.inference_lambda) stem += "_lambda" + number(j.lambda);  // the sweep
         image_distill::write_grid(out / "grids" / (stem + ".png"), clipped, geo, grid_rows);
         image_distill::write_samples(out / "samples" / stem, clipped, geo, labelled ? labels : std::vector<std::int64_t>{});
       }
@@ -510,7 +539,7 @@ int run(const options& o) {
         const std::size_t first_job = jobs.size();
         for (double lambda : o.lambda_sweep) {
           if (lambda == o.inference_lambda) continue;
-          student_jobs(best, 4, lambda, false, false);
+          student_jobs(best, 4, lambda, true, false);
         }
         for (std::size_t i = first_job; i < jobs.size(); ++i) total_nfe += jobs[i].nfe;
         for (std::size_t i = first_job; i < jobs.size(); ++i) evaluate(jobs[i]);

@@ -2,8 +2,9 @@
 # --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
 # methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
 # prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
-# reproduces the CSV (and so does -DCOMPARE_BACKEND=<name>); a missing data directory, a corrupt IDX file, a non-.npy or truncated --images
-# file and bad options fail with messages naming them.
+# reproduces the CSV (and so does -DCOMPARE_BACKEND=<name>); the lambda sweep writes its grids and samples;
+# unlabelled --images run without classifier or CFG; a missing data directory, a corrupt IDX file, a non-.npy
+# or truncated --images file and bad options fail with messages naming them.
 cmake_minimum_required(VERSION 3.25)
 file(REMOVE_RECURSE "${OUT}")
 file(MAKE_DIRECTORY "${OUT}")
@@ -64,7 +65,8 @@ endforeach()
 foreach(f grids/ayf_emd_autoguidance_1.png grids/teacher_heun_cfg_2.png grids/scd_autoguidance_2.png
           grids/ayf_emd_cfg_2_gamma0.5.png checkpoints/teacher.safetensors checkpoints/weak.safetensors
           checkpoints/ayf_emd.safetensors checkpoints/ayf_lmd.safetensors checkpoints/scd.safetensors
-          checkpoints/ayf_emd_cfg.safetensors checkpoints/classifier.safetensors)
+          checkpoints/ayf_emd_cfg.safetensors checkpoints/classifier.safetensors
+          grids/ayf_emd_autoguidance_4_lambda3.png samples/ayf_emd_autoguidance_4_lambda3.npy)
   if(NOT EXISTS "${run_dir}/${f}")
     message(FATAL_ERROR "image_distill wrote no ${f}")
   endif()
@@ -106,6 +108,37 @@ if(DEFINED COMPARE_BACKEND AND NOT COMPARE_BACKEND STREQUAL "")
   if(NOT first_csv STREQUAL other_csv)
     message(FATAL_ERROR "--backend ${COMPARE_BACKEND} wrote another table:\n${first_csv}\n---\n${other_csv}")
   endif()
+endif()
+
+# Unlabelled --images (the 100 samples written above): unconditional teachers, no CFG rows, no classifier
+# (every metric nan), samples without a labels file.
+set(own_dir "${OUT}/own")
+execute_process(COMMAND "${PROGRAM}" --preset smoke --images "${run_dir}/samples/ayf_emd_autoguidance_2.npy"
+                        --teacher-steps 4 --weak-steps 2 --student-steps 2 --out "${own_dir}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "image_distill --images (unlabelled) failed (rc ${rc}):\n${out}\n${err}")
+endif()
+string(FIND "${err}" "unlabelled (no classifier, no CFG)" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "--images without --labels was not reported as unlabelled:\n${err}")
+endif()
+file(STRINGS "${own_dir}/image_distill.csv" own_lines)
+list(REMOVE_AT own_lines 0)
+list(LENGTH own_lines own_count)
+# Teacher Euler and Heun at 2 steps x (none, autoguidance) (4); AYF-EMD and AYF-LMD at 1, 2 and 2 with
+# gamma 0.5 (6); sCD at 1 and 2 (2); no lambda sweep without a classifier.
+if(NOT own_count EQUAL 12)
+  message(FATAL_ERROR "unlabelled --images: expected 12 rows, got ${own_count}:\n${own_lines}")
+endif()
+foreach(line IN LISTS own_lines)
+  if(NOT line MATCHES "^(teacher_euler|teacher_heun|ayf_emd|ayf_lmd|scd),(none|autoguidance),${number},[0-9]+,${number},[0-9]+,nan,nan,nan,nan$")
+    message(FATAL_ERROR "unlabelled --images: unexpected row (a cfg row, or a metric without a classifier): ${line}")
+  endif()
+endforeach()
+if(NOT EXISTS "${own_dir}/samples/ayf_emd_autoguidance_2.npy" OR EXISTS "${own_dir}/samples/ayf_emd_autoguidance_2_labels.npy"
+   OR EXISTS "${own_dir}/checkpoints/classifier.safetensors")
+  message(FATAL_ERROR "unlabelled --images: expected samples without labels and no classifier")
 endif()
 
 # Errors name what is wrong.

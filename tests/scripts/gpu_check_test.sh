@@ -3,7 +3,8 @@
 # when installed); usage errors exit 2; `run` without a bundle exits 4; and `run` over a bundle of
 # stand-in programs (shell scripts that print what the real ones print) exits 3 when the probe finds no
 # device, 0 when every step passes (also when a copy lost a program's executable bit) and 1 when one
-# fails, writing gpu-check-summary.md each time.
+# fails, writing gpu-check-summary.md each time; `image` without a bundle exits 4, and over a stand-in
+# image_distill_cuda exits 0 with the table in gpu-check-image.md, or 3 without a device.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 script=$root/scripts/gpu-check.sh
@@ -64,6 +65,30 @@ expect_in "benchmark table in the summary" "$work/out2/gpu-check-summary.md" "cu
 stand_in "$work/b3" yes FAIL
 GPU_CHECK_BUNDLE=$work/b3 "$script" run "$work/out3" >"$work/log3" 2>&1; expect "run, the training check fails" 1 $?
 expect_in "fail summary" "$work/out3/gpu-check-summary.md" "| training check | **FAIL**"
+
+# image: image_distill_cuda on the bundled data (stand-in printing what the program prints).
+image_stand_in() {  # image_stand_in <bundle> <device: yes|no>
+  mkdir -p "$1/fashion-mnist"
+  cat >"$1/image_distill_cuda" <<EOS
+#!/bin/sh
+case " \$* " in *" --backend cuda "*) ;; *) echo "image_distill_cuda: expected --backend cuda"; exit 2 ;; esac
+case " \$* " in *" --data-dir $1/fashion-mnist "*) ;; *) echo "image_distill_cuda: expected the bundled data"; exit 2 ;; esac
+if [ "$2" = no ]; then echo "image_distill: error: --backend cuda: no usable CUDA device (stand-in)" >&2; exit 1; fi
+echo "classifier: test accuracy 0.8800 on 10000 images (209370 parameters)"
+printf '\n%s\n%s\n' "method         guidance      lambda" "ayf_emd        autoguidance       2"
+echo "time: training 1.0 s, sampling and scoring 1.0 s, total 2.0 s; peak memory 10 MiB; wrote x"
+EOS
+  chmod -x "$1/image_distill_cuda"   # a copy that lost the executable bit
+}
+GPU_CHECK_BUNDLE=$work/none "$script" image "$work/out4" >/dev/null 2>&1; expect "image without a bundle" 4 $?
+image_stand_in "$work/b2" yes
+GPU_CHECK_BUNDLE=$work/b2 "$script" image "$work/out5" >"$work/log5" 2>&1; expect "image on a device" 0 $?
+expect_in "image pass summary" "$work/out5/gpu-check-image.md" "**PASS**"
+expect_in "image table in the summary" "$work/out5/gpu-check-image.md" "ayf_emd        autoguidance"
+expect_in "image time in the summary" "$work/out5/gpu-check-image.md" "peak memory 10 MiB"
+image_stand_in "$work/b1" no
+GPU_CHECK_BUNDLE=$work/b1 "$script" image "$work/out6" >"$work/log6" 2>&1; expect "image, no CUDA device" 3 $?
+expect_in "image no-device summary" "$work/out6/gpu-check-image.md" "**NO CUDA DEVICE**"
 
 if (( failures )); then echo "gpu_check_script: $failures failed"; exit 1; fi
 echo "gpu_check_script: all passed"
