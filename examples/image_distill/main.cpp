@@ -5,6 +5,9 @@
 // a classifier for the metrics; samples every model over step counts and scores the samples by the
 // classifier's features (Frechet distance, precision / recall, class accuracy). Writes
 // image_distill.csv, 10 x 10 grids, the samples as .npy and a checkpoint per stage (--resume).
+// Built with ayf::mpi it runs unchanged under `mpirun -np N` (docs/distributed.md): every stage trains
+// data-parallel (trainer::run_data_parallel, --shards blocks of the global batch), rank 0 alone prints,
+// samples, scores and writes the outputs, and an error on one rank ends the job naming that rank.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -46,6 +49,7 @@
 #include "ayf/samplers/flow_map.hpp"
 #include "ayf/samplers/ode.hpp"
 #include "ayf/train/trainer.hpp"
+#include "ayf_cli/processes.hpp"
 #include "evaluation.hpp"
 #include "options.hpp"
 
@@ -53,6 +57,8 @@ namespace {
 
 using ayf::shape;
 using ayf::detail::concat;
+using ayf_cli::option_error;
+using ayf_cli::process_group;
 using image_distill::options;
 namespace fs = std::filesystem;
 
@@ -103,7 +109,7 @@ ayf::data::images first(const ayf::data::images& d, std::size_t n) {
 
 dataset load_data(const options& o) {
   dataset d;
-  if (!o.labels.empty() && o.images.empty()) throw ayf::error(concat("--labels '", o.labels, "' needs --images"));
+  if (!o.labels.empty() && o.images.empty()) throw option_error(concat("--labels '", o.labels, "' needs --images"));
   if (!o.images.empty()) {
     ayf::data::images all;
     try {
@@ -181,19 +187,21 @@ ayf::train::trainer_config stage_config(const options& o, const std::string& nam
   tc.label = label;
   tc.hint = hint;
   tc.seed = o.seed ^ name_hash(name);
+  tc.shards = o.shards;
   tc.settings["steps"] = std::to_string(steps);
   tc.settings["lr"] = number(lr);
   return tc;
 }
 
-/// Trains `model` with `step` under the trainer (atomic checkpoints, resume), then keeps the EMA weights.
-template <class B, class Model, class Step>
-void train_stage(const options& o, const ayf::data::images& data, ayf::train::trainer_config tc, double dropout,
-                 Model& model, Step&& step) {
+/// Trains `model` with `step` under the trainer (atomic checkpoints, resume) on every rank of `comm`
+/// (data-parallel, --batch the global batch), then keeps the EMA weights.
+template <class B, class Comm, class Model, class Step>
+void train_stage(const options& o, Comm& comm, const ayf::data::images& data, ayf::train::trainer_config tc,
+                 double dropout, Model& model, Step&& step) {
   ayf::data::batch_sampler<B> sampler(data, {o.batch, dropout, o.seed ^ name_hash(tc.stage + ".data")});
   typename B::context ctx(tc.seed);
   ayf::train::trainer<B, Model> trainer(ctx, model, tc);
-  trainer.run(ctx, sampler, step);
+  trainer.run_data_parallel(ctx, sampler, comm, step);
   trainer.use_ema_weights(ctx);
 }
 
@@ -219,9 +227,12 @@ std::string cuda_device_problem() {
 #endif
 
 template <class B>
-int run(const options& o);
+int run(options o, process_group group);
 
 int main(int argc, char** argv) {
+  const auto processes = ayf_cli::start_processes(argc, argv, "image_distill");
+  if (!processes) return 1;
+  const process_group group = processes->group();
   options o;
   const std::string preset = image_distill::preset_of(argc, argv);
   if (preset == "smoke" || preset == "quick" || preset == "full") image_distill::apply_preset(o, preset);
@@ -229,17 +240,19 @@ int main(int argc, char** argv) {
                "teacher, a weak teacher for autoguidance, AYF-EMD / AYF-LMD / sCD students, sampled at 1..64 steps "
                "and scored by an independent classifier's features (FD, precision / recall, class accuracy)"};
   image_distill::add_options(app, o);
-  CLI11_PARSE(app, argc, argv);
+  if (const auto rc = ayf_cli::parse(app, argc, argv, group)) return *rc;
   if (o.backend == "thrust") {
 #if AYF_IMAGE_DISTILL_THRUST
-    return run<ayf::thrust_backend<float>>(o);
+    return run<ayf::thrust_backend<float>>(o, group);
 #elif AYF_IMAGE_DISTILL_CUDA
     std::cerr << "image_distill: error: --backend thrust: this program (image_distill_cuda) runs Thrust on CUDA; use "
                  "--backend cuda, or image_distill for Thrust on the host, received 'thrust'\n";
     return 1;
 #else
-    std::cerr << "image_distill: error: --backend thrust: this build has no Thrust backend (configure with Thrust "
-                 "found, e.g. -DAYF_REQUIRE_THRUST=ON), received 'thrust'\n";
+    if (group.root()) {
+      std::cerr << "image_distill: error: --backend thrust: this build has no Thrust backend (configure with "
+                   "Thrust found, e.g. -DAYF_REQUIRE_THRUST=ON), received 'thrust'\n";
+    }
     return 1;
 #endif
   }
@@ -249,18 +262,21 @@ int main(int argc, char** argv) {
       std::cerr << "image_distill: error: --backend cuda: " << problem << "\n";
       return 1;
     }
-    return run<ayf::thrust_backend<float>>(o);  // compiled by nvcc: Thrust's CUDA system, cuBLAS
+    return run<ayf::thrust_backend<float>>(o, group);  // compiled by nvcc: Thrust's CUDA system, cuBLAS
 #else
-    std::cerr << "image_distill: error: --backend cuda: this program was compiled without CUDA; use "
-                 "image_distill_cuda (built with -DAYF_ENABLE_CUDA=ON on a machine with nvcc), received 'cuda'\n";
+    if (group.root()) {
+      std::cerr << "image_distill: error: --backend cuda: this program was compiled without CUDA; use "
+                   "image_distill_cuda (built with -DAYF_ENABLE_CUDA=ON on a machine with nvcc), received 'cuda'\n";
+    }
     return 1;
 #endif
   }
-  return run<ayf::eigen_backend<float>>(o);
+  return run<ayf::eigen_backend<float>>(o, group);
 }
 
+/// Everything after option parsing, on backend B, as rank `group.rank` of the job.
 template <class B>
-int run(const options& o) {
+int run(options o, process_group group) {
   using unet = ayf::nn::unet_flow_model<B>;
   using classifier = ayf::nn::image_classifier<B>;
   using tensor = typename B::tensor;
@@ -268,21 +284,28 @@ int run(const options& o) {
   try {
     const auto t_start = std::chrono::steady_clock::now();
     if (!(o.lambda_range[0] <= o.lambda_range[1])) {
-      throw ayf::error(concat("--lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ", o.lambda_range[1]));
+      throw option_error(concat("--lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ", o.lambda_range[1]));
     }
     for (const auto& [name, value] : {std::pair{"--base", o.base}, {"--weak-base", o.weak_base}, {"--classifier-base", o.classifier_base}}) {
       if (value % o.groups != 0) {
-        throw ayf::error(concat(name, " expected a multiple of --groups = ", o.groups, ", received ", value));
+        throw option_error(concat(name, " expected a multiple of --groups = ", o.groups, ", received ", value));
       }
     }
+    o.shards = ayf_cli::resolve_shards(o.shards, o.batch, group);
+    ayf_cli::job_communicator<B> comm;
+    // The output directory first: a bad --out fails before any work. Rank 0 alone writes.
     const fs::path out(o.out);
-    ayf_cli::prepare_output_directory("--out", out);
-    for (const char* sub : {"checkpoints", "grids", "samples"}) ayf_cli::prepare_output_directory("--out", out / sub);
+    if (group.root()) {
+      ayf_cli::prepare_output_directory("--out", out);
+      for (const char* sub : {"checkpoints", "grids", "samples"}) ayf_cli::prepare_output_directory("--out", out / sub);
+    }
 
     const dataset d = load_data(o);
     const bool labelled = d.classes > 0;
     const image_distill::geometry geo{d.train.height, d.train.width, d.train.channels};
-    std::cerr << "image_distill: " << d.name << ", " << d.train.count << " training and " << d.test.count
+    std::ostream silent(nullptr);
+    std::ostream& log = group.root() ? std::cerr : silent;
+    log << "image_distill: " << d.name << ", " << d.train.count << " training and " << d.test.count
               << " test images of " << geo.height << " x " << geo.width << " x " << geo.channels << ", "
               << (labelled ? concat(d.classes, " classes") : std::string("unlabelled (no classifier, no CFG)"))
               << "; preset " << o.preset << ", backend " << o.backend << "\n";
@@ -303,14 +326,14 @@ int run(const options& o) {
     wc.base_channels = o.weak_base;
     wc.seed = o.seed + 2;
     unet teacher(ctx, tc), weak(ctx, wc);
-    std::cerr << "image_distill: teacher U-Net " << teacher.size() << " parameters, weak teacher " << weak.size() << "\n";
+    log << "image_distill: teacher U-Net " << teacher.size() << " parameters, weak teacher " << weak.size() << "\n";
     const double dropout = labelled ? o.label_dropout : 0.0;
     const std::string teacher_hint = concat("--lr (now ", number(o.lr), ") and --batch");
     {
       ayf::flow_matching<B, unet> fm;
-      train_stage<B>(o, d.train, stage_config(o, "teacher", "teacher", teacher_hint, o.teacher_steps, o.lr, o.teacher_ema),
+      train_stage<B>(o, comm, d.train, stage_config(o, "teacher", "teacher", teacher_hint, o.teacher_steps, o.lr, o.teacher_ema),
                      dropout, teacher, [&](auto& c, const tensor& x, const tensor* y, auto) { return fm.step(c, teacher, x, y); });
-      train_stage<B>(o, d.train, stage_config(o, "weak", "weak teacher", teacher_hint, o.weak_steps, o.lr, o.teacher_ema),
+      train_stage<B>(o, comm, d.train, stage_config(o, "weak", "weak teacher", teacher_hint, o.weak_steps, o.lr, o.teacher_ema),
                      dropout, weak, [&](auto& c, const tensor& x, const tensor* y, auto) { return fm.step(c, weak, x, y); });
     }
     auto guided = ayf::make_autoguided_velocity<B>(teacher, weak, o.inference_lambda);
@@ -334,7 +357,7 @@ int run(const options& o) {
     std::map<std::string, unet> students;
     auto train_student = [&](const std::string& name, auto&& step) {
       unet& s = students.emplace(name, unet::from_teacher(ctx, teacher, sc)).first->second;
-      train_stage<B>(o, d.train, stage_config(o, name, "student " + name, student_hint, o.student_steps, o.student_lr, o.student_ema),
+      train_stage<B>(o, comm, d.train, stage_config(o, name, "student " + name, student_hint, o.student_steps, o.student_lr, o.student_ema),
                      0.0, s, [&](auto& c, const tensor& x, const tensor* y, auto it) { return step(c, s, x, y, static_cast<double>(it)); });
     };
     if (methods.contains("ayf_emd")) {
@@ -368,12 +391,16 @@ int run(const options& o) {
       for (const auto& [k, v] : cc.entries()) ct.settings[k] = v;
       tensor logits, grad;
       typename classifier::activations saved;
-      train_stage<B>(o, d.train, ct, 0.0, *net, [&](auto& c, const tensor& x, const tensor* y, auto) {
+      train_stage<B>(o, comm, d.train, ct, 0.0, *net, [&](auto& c, const tensor& x, const tensor* y, auto) {
         net->forward(c, x, logits, saved);
         const auto r = ayf::softmax_cross_entropy<B>(c, logits, *y, &grad);
         net->backward(c, saved, grad);
         return ayf::step_statistics{r.loss, 0.0};
       });
+    }
+    // The models are the same on every rank: rank 0 samples, scores and writes; the others are done.
+    if (!group.root()) return 0;
+    if (net) {
       ref.all = image_distill::extract_features<B>(ctx, *net, d.test.values, d.test.count, o.chunk);
       const double accuracy = image_distill::class_accuracy(ref.all, d.test.labels);
       std::printf("classifier: test accuracy %.4f on %zu images (%zu parameters)\n", accuracy, d.test.count, net->size());
@@ -568,9 +595,6 @@ int run(const options& o) {
                 (out / "image_distill.csv").string().c_str());
     return 0;
   } catch (const std::exception& e) {
-    std::string_view what = e.what();
-    if (what.starts_with("trainer: ")) what.remove_prefix(9);
-    std::cerr << "image_distill: error: " << what << "\n";
-    return 1;
+    return ayf_cli::report_error("image_distill", e, group);
   }
 }

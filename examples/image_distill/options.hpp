@@ -34,7 +34,8 @@ struct options {
   // U-Nets (quick: sized so the whole run fits about 30 minutes of 2 CPU cores)
   std::size_t base = 8, weak_base = 4, groups = 4, blocks = 1;
   // training
-  std::size_t batch = 64;
+  std::size_t batch = 64;  ///< the global batch when run as several processes
+  std::size_t shards = 0;  ///< blocks of the batch with their own noise streams; 0: one per process
   std::uint64_t teacher_steps = 2000, weak_steps = 500, student_steps = 300, classifier_steps = 800;
   double lr = 1e-3, student_lr = 1e-4, label_dropout = 0.1, teacher_ema = 0.999, student_ema = 0.999;
   double tangent_warmup = 150, lr_warmup = 100, pair_mean = -1.0, pair_std = 1.4;
@@ -50,7 +51,7 @@ struct options {
   std::vector<double> gammas{0.5}, lambda_sweep{1.0, 1.5, 2.5, 3.0};
 };
 
-/// The preset's values (everything but the paths, seed, backend, resume and preset).
+/// The preset's values (everything but the paths, seed, backend, resume, shards and preset).
 inline void apply_preset(options& o, const std::string& preset) {
   options p;  // quick: the defaults above
   if (preset == "smoke") {
@@ -109,6 +110,7 @@ inline void apply_preset(options& o, const std::string& preset) {
   p.preset = preset;
   p.seed = o.seed;
   p.resume = o.resume;
+  p.shards = o.shards;
   o = p;
 }
 
@@ -156,7 +158,12 @@ inline void add_options(CLI::App& app, options& o) {
   add_count(app, "--groups", o.groups, "GroupNorm groups (divides --base, --weak-base and --classifier-base)",
             count{1}, max_channels);
   add_count(app, "--blocks", o.blocks, "residual blocks per U-Net level", count{1}, count{8});
-  add_count(app, "--batch", o.batch, "batch size of every stage", count{1}, max_batch);
+  add_count(app, "--batch", o.batch, "batch size of every stage (the global batch when run as several processes)",
+            count{1}, max_batch);
+  add_count(app, "--shards", o.shards,
+            "the batch is trained as this many blocks with their own noise streams, split over the processes: a "
+            "run depends on it, not on the process count (0: one per process)",
+            count{0}, max_batch);
   add_count(app, "--teacher-steps", o.teacher_steps, "flow-matching steps of the teacher", steps{1},
             max_training_steps);
   add_count(app, "--weak-steps", o.weak_steps, "flow-matching steps of the weak teacher", steps{1},

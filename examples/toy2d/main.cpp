@@ -26,9 +26,6 @@
 
 #include "ayf/analysis/metrics.hpp"
 #include "ayf/backends/eigen/backend.hpp"
-#if AYF_TOY2D_MPI
-#include "ayf/backends/mpi/communicator.hpp"
-#endif
 #if AYF_TOY2D_THRUST
 #include "ayf/backends/thrust/backend.hpp"
 #endif
@@ -52,6 +49,7 @@
 #include "ayf/samplers/ode.hpp"
 #include "ayf/train/trainer.hpp"
 #include "ayf_cli/options.hpp"
+#include "ayf_cli/processes.hpp"
 
 namespace {
 
@@ -86,18 +84,8 @@ struct options {
   bool resume = false;
 };
 
-/// This process in the job: rank 0 of 1 without MPI.
-struct process_group {
-  int rank = 0;
-  int size = 1;
-  [[nodiscard]] bool root() const { return rank == 0; }
-};
-
-/// An error that every rank raises alike (it depends only on the options and the process count):
-/// rank 0 reports it and every rank returns 1, without ending the job abruptly.
-struct option_error : ayf::error {
-  using ayf::error::error;
-};
+using ayf_cli::option_error;
+using ayf_cli::process_group;
 
 struct dataset {
   ayf::data::points train, held_a, held_b;
@@ -316,19 +304,9 @@ template <class B>
 int run(options o, process_group group);
 
 int main(int argc, char** argv) {
-#if AYF_TOY2D_MPI
-  std::optional<ayf::mpi_session> session;
-  try {
-    session.emplace(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "toy2d: error: " << e.what() << "\n";
-    return 1;
-  }
-  const ayf::mpi_world world = ayf::mpi_world_of();
-  const process_group group{world.rank, world.size};
-#else
-  const process_group group;
-#endif
+  const auto processes = ayf_cli::start_processes(argc, argv, "toy2d");
+  if (!processes) return 1;
+  const process_group group = processes->group();
   CLI::App app{"toy2d: Align Your Flow on 2-D data: teacher, weak teacher, AYF-EMD / AYF-LMD / sCD / Shortcut "
                "students, sampled at 1..64 steps and scored by sliced W2 and MMD"};
   options o;
@@ -373,12 +351,7 @@ int main(int argc, char** argv) {
   add_count(app, "--progress-every", o.progress_every, "steps between progress lines (0: none)", steps{0},
             max_training_steps);
   app.add_flag("--resume", o.resume, "load checkpoints in --out and skip finished stages");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {  // every rank parses the same arguments; rank 0 reports
-    std::ostream silent(nullptr);
-    return group.root() ? app.exit(e) : app.exit(e, silent, silent);
-  }
+  if (const auto rc = ayf_cli::parse(app, argc, argv, group)) return *rc;
 #if AYF_TOY2D_THRUST
   if (o.backend == "thrust") return run<ayf::thrust_backend<float>>(o, group);
 #endif
@@ -395,21 +368,8 @@ int run(options o, process_group group) {
       throw option_error(concat("toy2d: --lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ",
                                 o.lambda_range[1]));
     }
-    const auto processes = static_cast<std::size_t>(group.size);
-    if (o.shards == 0) o.shards = processes;
-    if (o.shards % processes != 0) {
-      throw option_error(concat("toy2d: --shards: expected a multiple of the process count ", processes,
-                                ", received '", o.shards, "'"));
-    }
-    if (o.batch % o.shards != 0) {
-      throw option_error(concat("toy2d: --shards: expected a divisor of --batch (", o.batch, "), received '",
-                                o.shards, "'"));
-    }
-#if AYF_TOY2D_MPI
-    ayf::mpi_communicator<B> comm;
-#else
-    ayf::single_process_communicator comm;
-#endif
+    o.shards = ayf_cli::resolve_shards(o.shards, o.batch, group);
+    ayf_cli::job_communicator<B> comm;
     // The output directory first: a bad --out fails before any work. Rank 0 alone writes.
     if (group.root()) {
       ayf_cli::prepare_output_directory("--out", o.out);
@@ -657,13 +617,6 @@ int run(options o, process_group group) {
                 (fs::path(o.out) / "toy2d.csv").string().c_str());
     return 0;
   } catch (const std::exception& e) {
-    std::string_view what = e.what();
-    if (what.starts_with("toy2d: ")) what.remove_prefix(7);
-    if (what.starts_with("trainer: ")) what.remove_prefix(9);
-#if AYF_TOY2D_MPI
-    if (group.size > 1 && dynamic_cast<const option_error*>(&e) == nullptr) ayf::mpi_abort_job("toy2d", what);
-#endif
-    if (group.root()) std::cerr << "toy2d: error: " << what << "\n";
-    return 1;
+    return ayf_cli::report_error("toy2d", e, group);
   }
 }

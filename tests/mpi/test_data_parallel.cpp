@@ -203,6 +203,17 @@ TEST_CASE("ranks with different models fail with an error naming the rank and wh
   if (comm.rank() == last) mc.frequency_scale = 2.0;  // same parameter count, another model
   CHECK_THROWS_WITH(train<B>(comm, tiny_training(3), mc),
                     Contains("model config") && Contains("rank " + std::to_string(last)));
+  // The first differing entry is named with both values.
+  CHECK_THROWS_WITH(train<B>(comm, tiny_training(3), mc),
+                    Contains("ranks disagree on 'model config': 'frequency_scale' is 1 on rank 0, 2 on rank " +
+                             std::to_string(last)));
+  {
+    auto tc = tiny_training(3);
+    if (comm.rank() == last) tc.settings["data"] = "b.csv";
+    CHECK_THROWS_WITH(train<B>(comm, tc),
+                      Contains("ranks disagree on 'training settings': 'data' is (none) on rank 0, b.csv on rank " +
+                               std::to_string(last)));
+  }
   auto tc = tiny_training(3);
   if (comm.rank() == last) tc.seed = 22;
   CHECK_THROWS_WITH(train<B>(comm, tc), Contains("trainer seed") && Contains("rank " + std::to_string(last)));

@@ -4,6 +4,9 @@
 
 #include <concepts>
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "ayf/core/backend.hpp"
@@ -33,6 +36,70 @@ concept communicator =
       c.barrier();
       c.require_agreement(what, value);
     };
+
+namespace detail {
+
+/// A configuration's entries as "key=value\n" lines in key order: what ranks compare.
+inline std::string entries_text(const std::map<std::string, std::string>& entries) {
+  std::string text;
+  for (const auto& [key, value] : entries) text += key + "=" + value + "\n";
+  return text;
+}
+
+/// FNV-1a of `text`.
+inline std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t h = 0xCBF29CE484222325ull;
+  for (const char ch : text) {
+    h ^= static_cast<unsigned char>(ch);
+    h *= 0x100000001B3ull;
+  }
+  return h;
+}
+
+/// The first key (in key order) whose value differs between two entries_text texts; a key that one
+/// text lacks has the value "(none)" there.
+struct entry_difference {
+  std::string key, a, b;
+};
+inline std::optional<entry_difference> first_difference(std::string_view a, std::string_view b) {
+  auto parse = [](std::string_view text) {
+    std::map<std::string, std::string> out;
+    while (!text.empty()) {
+      const std::size_t end = text.find('\n');
+      const std::string_view line = text.substr(0, end);
+      const std::size_t eq = line.find('=');
+      out[std::string(line.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(line.substr(eq + 1));
+      if (end == std::string_view::npos) break;
+      text.remove_prefix(end + 1);
+    }
+    return out;
+  };
+  const auto ea = parse(a), eb = parse(b);
+  std::map<std::string, std::pair<std::string, std::string>> both;
+  for (const auto& [key, value] : ea) both[key] = {value, "(none)"};
+  for (const auto& [key, value] : eb) {
+    auto [it, added] = both.try_emplace(key, "(none)", value);
+    if (!added) it->second.second = value;
+  }
+  for (const auto& [key, values] : both) {
+    if (values.first != values.second) return entry_difference{key, values.first, values.second};
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+/// Raises ayf::error on every rank unless all ranks of `comm` passed the same `entries` (a model config,
+/// training settings). A communicator with require_same_entries(what, entries) names the first
+/// differing key and both values; any other compares a hash: require_agreement("<what> (hash)", ...).
+template <class C>
+void require_same_entries(C& comm, std::string_view what, const std::map<std::string, std::string>& entries) {
+  if constexpr (requires { comm.require_same_entries(what, entries); }) {
+    comm.require_same_entries(what, entries);
+  } else {
+    comm.require_agreement(detail::concat(what, " (hash)"), detail::fnv1a(detail::entries_text(entries)));
+  }
+}
 
 /// One process: rank 0 of 1. Reductions are the identity; broadcast accepts only root 0.
 struct single_process_communicator {

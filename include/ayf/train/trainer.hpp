@@ -71,21 +71,6 @@ inline std::uint64_t shard_seed(std::uint64_t seed, std::size_t i) {
   return z ^ (z >> 31);
 }
 
-namespace trainer_detail {
-/// FNV-1a of "key=value\n" lines: what ranks compare to agree on a configuration.
-inline std::uint64_t fingerprint(const std::map<std::string, std::string>& entries) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  auto add = [&](const std::string& text) {
-    for (const char ch : text) {
-      h ^= static_cast<unsigned char>(ch);
-      h *= 0x100000001B3ull;
-    }
-  };
-  for (const auto& [key, value] : entries) add(key + "=" + value + "\n");
-  return h;
-}
-}  // namespace trainer_detail
-
 /// The default hook: nothing between backward and the optimizer step.
 struct no_gradient_hook {
   template <class Context, class Parameters>
@@ -134,8 +119,8 @@ public:
     auto& params = m_model->parameters();
     training_state<B> state = this->state(sampler.batch());
     comm.require_agreement("parameter count", params.size());
-    comm.require_agreement("model config (hash)", trainer_detail::fingerprint(state.config));
-    comm.require_agreement("training settings (hash)", trainer_detail::fingerprint(state.settings));
+    require_same_entries(comm, "model config", state.config);
+    require_same_entries(comm, "training settings", state.settings);
     comm.require_agreement("trainer seed", c.seed);
     comm.require_agreement("trainer steps", c.steps);
     const std::size_t shards = c.shards, batch = sampler.batch();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -178,7 +179,39 @@ public:
     }
   }
 
+  /// Raises ayf::error on every rank unless all ranks passed the same `entries` (a configuration's
+  /// key = value pairs): the message names the first rank that differs from rank 0, the first differing
+  /// key and both values. Compares hashes; only when they differ do the two ranks' entries travel.
+  void require_same_entries(std::string_view what, const std::map<std::string, std::string>& entries) {
+    const std::string text = detail::entries_text(entries);
+    const std::uint64_t hash = detail::fnv1a(text);
+    std::vector<std::uint64_t> all(static_cast<std::size_t>(size_));
+    check(MPI_Allgather(&hash, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_), "MPI_Allgather");
+    int r = 1;
+    while (r < size_ && all[static_cast<std::size_t>(r)] == all[0]) ++r;
+    if (r == size_) return;
+    const std::string on_0 = shared_text(text, 0), on_r = shared_text(text, r);
+    const auto d = detail::first_difference(on_0, on_r);
+    if (!d) {
+      throw error(detail::concat("mpi_communicator: ranks disagree on '", what, "' (hash): rank 0 has ", all[0],
+                                 ", rank ", r, " has ", all[static_cast<std::size_t>(r)]));
+    }
+    throw error(detail::concat("mpi_communicator: ranks disagree on '", what, "': '", d->key, "' is ", d->a,
+                               " on rank 0, ", d->b, " on rank ", r));
+  }
+
 private:
+  /// Rank `root`'s `text`, on every rank.
+  std::string shared_text(const std::string& text, int root) {
+    std::uint64_t length = text.size();
+    check(MPI_Bcast(&length, 1, MPI_UINT64_T, root, comm_), "MPI_Bcast");
+    std::string out = rank_ == root ? text : std::string(static_cast<std::size_t>(length), '\0');
+    check(MPI_Bcast(out.data(), count_of(out.size(), "mpi_communicator::require_same_entries"), MPI_CHAR, root,
+                    comm_),
+          "MPI_Bcast");
+    return out;
+  }
+
   void check(int rc, std::string_view op) const {
     if (rc != MPI_SUCCESS) {
       throw error(detail::concat("mpi_communicator: ", op, " failed on rank ", rank_, ": ",
