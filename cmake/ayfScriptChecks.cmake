@@ -1,6 +1,8 @@
 # Checks shared by the CMake-script tests (cmake -P): include() it, then call
 #   run_command(<command...>)   runs it with a limit of ${run_command_timeout} seconds (default 300);
 #                               sets last_rc and last_output (stdout then stderr) in the caller;
+#   expect_run_succeeded(<what>)  fails the test unless the last run_command exited 0 (prints its output);
+#   expect_run_failed(<what>)   fails the test unless it exited non-zero (not by the timeout);
 #   expect_in(<needle> <text>)  fails the test unless the text contains the needle;
 #   count_lines(<needle> <text> <result>)             the number of lines of the text with the needle;
 #   compare_tables(<a> <b> <keys> <exact>)            CSV files equal up to 1e-4 relative per number.
@@ -13,6 +15,21 @@ function(run_command)
                   TIMEOUT ${run_command_timeout})
   set(last_rc "${rc}" PARENT_SCOPE)
   set(last_output "${out}${err}" PARENT_SCOPE)
+endfunction()
+
+function(expect_run_succeeded what)
+  if(NOT last_rc EQUAL 0)
+    message(FATAL_ERROR "${what} failed (rc ${last_rc}):\n${last_output}")
+  endif()
+endfunction()
+
+function(expect_run_failed what)
+  if(last_rc EQUAL 0)
+    message(FATAL_ERROR "${what} must fail; it exited 0:\n${last_output}")
+  endif()
+  if("${last_rc}" MATCHES "timeout|terminated")
+    message(FATAL_ERROR "${what} did not end (${last_rc}):\n${last_output}")
+  endif()
 endfunction()
 
 function(expect_in needle text)

@@ -10,16 +10,6 @@ file(REMOVE_RECURSE "${OUT}")
 set(run_command_timeout 120)
 include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/ayfScriptChecks.cmake")
 
-# A run that must fail: non-zero, not cut off by the time limit.
-function(expect_job_failed what)
-  if(last_rc EQUAL 0)
-    message(FATAL_ERROR "${what}: mpirun exited 0:\n${last_output}")
-  endif()
-  if("${last_rc}" MATCHES "timeout|terminated")
-    message(FATAL_ERROR "${what}: the job did not end (${last_rc}):\n${last_output}")
-  endif()
-endfunction()
-
 # DIR holds its checkpoint and no temporary file.
 function(expect_whole_checkpoint dir)
   if(NOT EXISTS "${dir}/fm.safetensors")
@@ -50,15 +40,13 @@ set(mpirun "${MPIEXEC}" ${NP_FLAG} 2 --oversubscribe ${PREFLAGS})
 
 # The uninterrupted run on one process.
 run_command("${PROGRAM}" "${OUT}/reference" 30 5 -1 0 none)
-if(NOT last_rc EQUAL 0)
-  message(FATAL_ERROR "the reference run failed:\n${last_output}")
-endif()
+expect_run_succeeded("the reference run")
 expect_in("1 rank(s), started at step 0, finished step 30" "${last_output}")
 
 # Rank 1 killed at step 13: rank 0 wrote the step-10 checkpoint before rank 1 could reach step 11's
 # all-reduce, so that is the last checkpoint.
 run_command(${mpirun} "${PROGRAM}" "${OUT}/kill1" 30 5 1 13 kill)
-expect_job_failed("rank 1 killed")
+expect_run_failed("rank 1 killed")
 if(NOT last_output MATCHES "process rank 1 [^\n]*signal 9")
   message(FATAL_ERROR "mpirun did not name rank 1 and the signal:\n${last_output}")
 endif()
@@ -68,7 +56,7 @@ expect_resume("${OUT}/kill1" 1 10)
 # Rank 0 (the writer) killed at step 10, after the all-reduce and before it writes the step-10
 # checkpoint: the step-5 checkpoint is the last one.
 run_command(${mpirun} "${PROGRAM}" "${OUT}/kill0" 30 5 0 10 kill)
-expect_job_failed("rank 0 killed")
+expect_run_failed("rank 0 killed")
 if(NOT last_output MATCHES "process rank 0 [^\n]*signal 9")
   message(FATAL_ERROR "mpirun did not name rank 0 and the signal:\n${last_output}")
 endif()
@@ -78,7 +66,7 @@ expect_resume("${OUT}/kill0" 2 5)
 # Rank 1 raises at step 7 while rank 0 goes on to wait in step 8's all-reduce: main's mpi_abort_job
 # ends the job, naming the rank and the cause.
 run_command(${mpirun} "${PROGRAM}" "${OUT}/throw1" 30 5 1 7 throw)
-expect_job_failed("rank 1 raised")
+expect_run_failed("rank 1 raised")
 expect_in("ayf_mpi_failure: error on rank 1 of 2: injected failure at step 7" "${last_output}")
 expect_whole_checkpoint("${OUT}/throw1")
 expect_resume("${OUT}/throw1" 2 5)
