@@ -11,6 +11,7 @@
 
 #include "ayf/core/backend.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/hash.hpp"
 
 namespace ayf {
 
@@ -44,16 +45,6 @@ inline std::string entries_text(const std::map<std::string, std::string>& entrie
   std::string text;
   for (const auto& [key, value] : entries) text += key + "=" + value + "\n";
   return text;
-}
-
-/// FNV-1a of `text`.
-inline std::uint64_t fnv1a(std::string_view text) {
-  std::uint64_t h = 0xCBF29CE484222325ull;
-  for (const char ch : text) {
-    h ^= static_cast<unsigned char>(ch);
-    h *= 0x100000001B3ull;
-  }
-  return h;
 }
 
 /// The first key (in key order) whose value differs between two entries_text texts; a key that one
@@ -97,7 +88,7 @@ void require_same_entries(C& comm, std::string_view what, const std::map<std::st
   if constexpr (requires { comm.require_same_entries(what, entries); }) {
     comm.require_same_entries(what, entries);
   } else {
-    comm.require_agreement(detail::concat(what, " (hash)"), detail::fnv1a(detail::entries_text(entries)));
+    comm.require_agreement(detail::concat(what, " (hash)"), fnv1a64(detail::entries_text(entries)));
   }
 }
 

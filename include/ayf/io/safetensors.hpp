@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "ayf/core/error.hpp"
+#include "ayf/core/hash.hpp"
 #include "ayf/io/atomic_write.hpp"
 
 namespace ayf::io {
@@ -633,13 +634,7 @@ inline constexpr std::string_view safetensors_checksum_prefix = "checksum.";
 /// The metadata key of the checksum over the other (non-checksum) metadata.
 inline constexpr std::string_view safetensors_metadata_checksum_key = "checksum.__metadata__";
 
-/// 64-bit FNV-1a over `size` bytes, continuing from `hash` (offset basis 0xcbf29ce484222325, prime 2^40 + 0x1b3).
-/// Every change confined to one byte changes the result (each step is a bijection of the state).
-inline std::uint64_t fnv1a64(const void* data, std::size_t size, std::uint64_t hash = 0xcbf29ce484222325ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t k = 0; k < size; ++k) hash = (hash ^ p[k]) * 0x100000001b3ULL;
-  return hash;
-}
+using ayf::fnv1a64;  // the checksums' hash (ayf/core/hash.hpp)
 
 namespace safetensors_detail {
 inline std::string checksum_text(std::uint64_t hash) {

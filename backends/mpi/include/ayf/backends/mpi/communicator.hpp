@@ -19,6 +19,7 @@
 
 #include "ayf/core/backend.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/hash.hpp"
 #include "ayf/core/host_backend.hpp"
 #include "ayf/distributed/communicator.hpp"
 
@@ -184,7 +185,7 @@ public:
   /// key and both values. Compares hashes; only when they differ do the two ranks' entries travel.
   void require_same_entries(std::string_view what, const std::map<std::string, std::string>& entries) {
     const std::string text = detail::entries_text(entries);
-    const std::uint64_t hash = detail::fnv1a(text);
+    const std::uint64_t hash = fnv1a64(text);
     std::vector<std::uint64_t> all(static_cast<std::size_t>(size_));
     check(MPI_Allgather(&hash, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_), "MPI_Allgather");
     int r = 1;
