@@ -6,6 +6,11 @@
 #   expect_in(<needle> <text>)  fails the test unless the text contains the needle;
 #   count_lines(<needle> <text> <result>)             the number of lines of the text with the needle;
 #   compare_tables(<a> <b> <keys> <exact>)            CSV files equal up to 1e-4 relative per number.
+# and, for a program run under `mpirun -np 2` (rank R in <ranks>/rankR/, --out out) against 1 process:
+#   expect_rank0_alone(<ranks> <file>...)             rank 0 wrote out/<file>..., rank 1 nothing, no .tmp;
+#   expect_printed_once(<single> <ranks> <needle>...) each kind of line as often as in the 1-process output;
+#   expect_resume_on_one_process(<table> <stages> <command...>)  the 2-shard checkpoints resume;
+#   expect_shards_error_once(<command...>)            --shards 3 on 2 ranks fails, reported once.
 if(NOT DEFINED run_command_timeout)
   set(run_command_timeout 300)
 endif()
@@ -147,4 +152,59 @@ function(compare_tables a b keys exact)
       endif()
     endforeach()
   endforeach()
+endfunction()
+
+function(expect_rank0_alone ranks)
+  foreach(file IN LISTS ARGN)
+    if(NOT EXISTS "${ranks}/rank0/out/${file}")
+      message(FATAL_ERROR "rank 0 did not write out/${file}")
+    endif()
+  endforeach()
+  file(GLOB_RECURSE written LIST_DIRECTORIES true "${ranks}/rank1/*")
+  if(written)
+    message(FATAL_ERROR "rank 1 wrote: ${written}")
+  endif()
+  file(GLOB_RECURSE temporary "${ranks}/rank0/out/*.tmp")
+  if(temporary)
+    message(FATAL_ERROR "temporary files left: ${temporary}")
+  endif()
+endfunction()
+
+function(expect_printed_once single ranks)
+  foreach(needle IN LISTS ARGN)
+    count_lines("${needle}" "${single}" expected)
+    count_lines("${needle}" "${ranks}" received)
+    if(expected EQUAL 0 OR NOT received EQUAL expected)
+      message(FATAL_ERROR "'${needle}': ${expected} line(s) from 1 process, ${received} from 2 ranks:\n${ranks}")
+    endif()
+  endforeach()
+endfunction()
+
+# <command...> --shards 2 --resume on the 2-rank run's --out loads all <stages> finished stages and
+# rewrites <table> byte for byte; <command...> --resume (1 shard) fails naming the stored train.shards.
+function(expect_resume_on_one_process table stages)
+  file(READ "${table}" ranks_table)
+  run_command(${ARGN} --shards 2 --resume)
+  expect_run_succeeded("resuming the 2-rank run on 1 process")
+  count_lines("finished stage loaded" "${last_output}" loaded)
+  if(NOT loaded EQUAL stages)
+    message(FATAL_ERROR "expected ${stages} stages loaded, found ${loaded}:\n${last_output}")
+  endif()
+  file(READ "${table}" resumed_table)
+  if(NOT resumed_table STREQUAL ranks_table)
+    message(FATAL_ERROR "the 2-rank checkpoints evaluated on 1 process gave another ${table}")
+  endif()
+  run_command(${ARGN} --resume)
+  expect_run_failed("resuming 2-shard checkpoints with 1 shard")
+  expect_in("train.shards" "${last_output}")
+endfunction()
+
+# Shards that the rank count does not divide: every rank rejects them, rank 0 reports it once.
+function(expect_shards_error_once)
+  run_command(${ARGN} --shards 3)
+  expect_run_failed("--shards 3 on 2 ranks")
+  count_lines("--shards: expected a multiple of the process count 2, received '3'" "${last_output}" reported)
+  if(NOT reported EQUAL 1)
+    message(FATAL_ERROR "expected the --shards error once:\n${last_output}")
+  endif()
 endfunction()

@@ -34,54 +34,18 @@ else()
 endif()
 
 # Rank 0 wrote everything, rank 1 nothing.
-foreach(file toy2d.csv png/data.png checkpoints/teacher.safetensors checkpoints/weak.safetensors
-             checkpoints/ayf_emd.safetensors checkpoints/shortcut.safetensors)
-  if(NOT EXISTS "${OUT}/ranks/rank0/out/${file}")
-    message(FATAL_ERROR "rank 0 did not write out/${file}")
-  endif()
-endforeach()
-file(GLOB_RECURSE written LIST_DIRECTORIES true "${OUT}/ranks/rank1/*")
-if(written)
-  message(FATAL_ERROR "rank 1 wrote: ${written}")
-endif()
-file(GLOB_RECURSE temporary "${OUT}/ranks/rank0/out/*.tmp")
-if(temporary)
-  message(FATAL_ERROR "temporary files left: ${temporary}")
-endif()
+expect_rank0_alone("${OUT}/ranks" toy2d.csv png/data.png checkpoints/teacher.safetensors checkpoints/weak.safetensors
+                   checkpoints/ayf_emd.safetensors checkpoints/shortcut.safetensors)
 
 # Rank 0 alone printed: each line once, as many lines of each kind as the 1-process run.
-foreach(needle "toy2d: checkerboard, " "teacher step 20/20" "shortcut step 10/10" "eval " "checks: " "time: training")
-  count_lines("${needle}" "${single_output}" expected)
-  count_lines("${needle}" "${ranks_output}" received)
-  if(expected EQUAL 0 OR NOT received EQUAL expected)
-    message(FATAL_ERROR "'${needle}': ${expected} line(s) from 1 process, ${received} from 2 ranks:\n${ranks_output}")
-  endif()
-endforeach()
+expect_printed_once("${single_output}" "${ranks_output}" "toy2d: checkerboard, " "teacher step 20/20"
+                    "shortcut step 10/10" "eval " "checks: " "time: training")
 
 # The 2-rank checkpoints (2 shards) resume on one process with --shards 2: every stage is loaded and the
 # table is the same byte for byte; without --shards 2 the stored setting is named.
-file(READ "${OUT}/ranks/rank0/out/toy2d.csv" ranks_csv)
-run_command("${PROGRAM}" --data checkerboard --out "${OUT}/ranks/rank0/out" ${tiny} --shards 2 --resume)
-expect_run_succeeded("resuming the 2-rank run on 1 process")
-count_lines("finished stage loaded" "${last_output}" loaded)
-if(NOT loaded EQUAL 6)
-  message(FATAL_ERROR "expected 6 stages loaded, found ${loaded}:\n${last_output}")
-endif()
-file(READ "${OUT}/ranks/rank0/out/toy2d.csv" resumed_csv)
-if(NOT resumed_csv STREQUAL ranks_csv)
-  message(FATAL_ERROR "the 2-rank checkpoints evaluated on 1 process gave another toy2d.csv")
-endif()
-run_command("${PROGRAM}" --data checkerboard --out "${OUT}/ranks/rank0/out" ${tiny} --resume)
-expect_run_failed("resuming 2-shard checkpoints with 1 shard")
-expect_in("train.shards" "${last_output}")
-
-# Shards that the rank count does not divide: every rank rejects it, rank 0 reports it once.
-run_command(${mpirun} "${PROGRAM}" --out "${OUT}/bad" ${tiny} --shards 3)
-expect_run_failed("--shards 3 on 2 ranks")
-count_lines("--shards: expected a multiple of the process count 2, received '3'" "${last_output}" reported)
-if(NOT reported EQUAL 1)
-  message(FATAL_ERROR "expected the --shards error once:\n${last_output}")
-endif()
+expect_resume_on_one_process("${OUT}/ranks/rank0/out/toy2d.csv" 6
+                             "${PROGRAM}" --data checkerboard --out "${OUT}/ranks/rank0/out" ${tiny})
+expect_shards_error_once(${mpirun} "${PROGRAM}" --out "${OUT}/bad" ${tiny})
 
 # An error on one rank only (rank 1 lacks the --data file) ends the job, naming the rank; the other rank,
 # already waiting in the first collective, does not hang.
