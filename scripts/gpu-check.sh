@@ -190,6 +190,21 @@ find_cublas() {
   done
 }
 
+# Puts the folders of the cuBLAS libraries (find_cublas) on LD_LIBRARY_PATH, each once; sets cublas_line
+# to "library: folder;..." or "not found (...)".
+use_cublas() {
+  local cublas_dirs line dir
+  if cublas_dirs=$(find_cublas); then
+    cublas_line=$(echo "$cublas_dirs" | tr '\n' ';' | sed 's/;$//')
+    while read -r line; do
+      dir=${line#*: }
+      case ":${LD_LIBRARY_PATH:-}:" in *":$dir:"*) ;; *) export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
+    done <<<"$cublas_dirs"
+  else
+    cublas_line="not found (${cublas_names[*]})"
+  fi
+}
+
 # step NAME SECONDS LOG COMMAND...: runs COMMAND under a timeout, output to LOG and the console;
 # sets step_rc and step_seconds.
 step() {
@@ -284,17 +299,7 @@ run() {
     echo "nvidia-smi: not found" | tee "$out/nvidia-smi.log"
   fi
 
-  local cublas_dirs
-  if cublas_dirs=$(find_cublas); then
-    cublas_line=$(echo "$cublas_dirs" | tr '\n' ';' | sed 's/;$//')
-    local line dir
-    while read -r line; do
-      dir=${line#*: }
-      case ":${LD_LIBRARY_PATH:-}:" in *":$dir:"*) ;; *) export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
-    done <<<"$cublas_dirs"
-  else
-    cublas_line="not found (${cublas_names[*]})"
-  fi
+  use_cublas
   say "cuBLAS: $cublas_line"
   { echo "== LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; for p in "${programs[@]}"; do [[ -e "$b/$p" ]] && { echo "== ldd $p"; ldd "$b/$p"; }; done; } >>"$out/environment.log" 2>&1
   if grep -q 'not found' "$out/environment.log"; then
@@ -378,13 +383,7 @@ image() {
     printf '# ayf GPU check: image_distill\n\n**FAIL**: no %s/image_distill_cuda or fashion-mnist/ (build the bundle first)\n' "$bundle" >"$summary"
     die 4 "no $bundle/image_distill_cuda or $bundle/fashion-mnist: run scripts/gpu-check.sh build here first and carry $bundle"
   }
-  local cublas_dirs line dir
-  if cublas_dirs=$(find_cublas); then
-    while read -r line; do
-      dir=${line#*: }
-      export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    done <<<"$cublas_dirs"
-  fi
+  use_cublas
   local -a extra=()
   read -r -a extra <<<"${GPU_CHECK_IMAGE_ARGS:-}"
   # The program's outputs (over a hundred files) stay outside DIR: the device tool returns only a few.
