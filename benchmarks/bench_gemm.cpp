@@ -2,8 +2,8 @@
 // Eigen's product and OpenBLAS's (when built with AYF_WITH_OPENBLAS), both on oneTBB row blocks of
 // one thread each (what eigen_storage::gemm does), and OpenBLAS on its own threads (one unsplit
 // call; the measured peak at 2048^3), and the backend's default (eigen_storage::default_gemm).
-// Counter FLOPS = 2 m n k per second. OPENBLAS_CORETYPE=SkylakeX selects OpenBLAS's AVX-512 kernels
-// where its CPU detection does not (Debian's 0.3.21 on AMD Zen 4).
+// Counter FLOPS = 2 m n k per second. OPENBLAS_CORETYPE (read by OpenBLAS when it loads) selects its
+// kernels, e.g. Haswell (AVX2) or SkylakeX (AVX-512); unset, OpenBLAS detects the CPU.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

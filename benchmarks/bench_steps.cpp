@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <string>
 
 #ifndef AYF_BENCH_CUDA
 #define AYF_BENCH_CUDA 0
@@ -27,6 +28,20 @@
 #include "ayf/objectives/flow_matching.hpp"
 
 namespace {
+
+#if !AYF_BENCH_CUDA
+/// The Eigen backend's product in the run's context (JSON "context"): provider and OpenBLAS's kernels.
+const bool gemm_context = [] {
+  using storage = ayf::eigen_storage<float>;
+  std::string what = storage::default_gemm() == ayf::gemm_provider::eigen ? "eigen" : "openblas";
+#if AYF_EIGEN_OPENBLAS
+  const char* core = openblas_get_corename();
+  what += std::string(" (OpenBLAS core ") + (core != nullptr ? core : "?") + ")";
+#endif
+  benchmark::AddCustomContext("ayf_gemm", what);
+  return true;
+}();
+#endif
 
 /// "4 layers" = the input layer, 2 residual blocks and the output layer.
 ayf::nn::mlp_config shape_config(std::size_t dims, std::size_t width, bool student, std::uint64_t seed) {

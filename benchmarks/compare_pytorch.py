@@ -289,7 +289,9 @@ def ayf_steps(binary, models):
                           f"--benchmark_filter=^({chosen})<ayf::eigen_backend"],
                          check=True, capture_output=True, text=True, env=env).stdout
     times = {}
-    for bench in json.loads(out)["benchmarks"]:
+    report = json.loads(out)
+    times["gemm"] = report.get("context", {}).get("ayf_gemm", "not reported")
+    for bench in report["benchmarks"]:
         name, *args = bench["name"].split("/")
         numbers = tuple(int(a) for a in args if a.isdigit())
         times[(name.split("<")[0], *numbers)] = bench["real_time"] / 1e3  # ms -> s
@@ -318,6 +320,8 @@ def main():
     peak = sgemm_peak()
     print(f"measured SGEMM peak (torch.mm, best of 1024^3 and 2048^3): {peak:.1f} GFLOP/s\n")
     ayf = ayf_steps(args.bench, args.models)
+    print(f"ayf gemm: {ayf['gemm']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} "
+          "(torch's OpenBLAS reads it too)\n")
     if "mlp" in args.models:
         compare_mlp(ayf, peak)
     if "unet" in args.models:

@@ -72,8 +72,8 @@ struct eigen_storage {
 
   /// The provider gemm uses, chosen once per process by what measured faster (docs/performance.md):
   /// OpenBLAS when built with it, except when this code is compiled for AVX-512 and OpenBLAS runs
-  /// kernels without it (its core name is not an AVX-512 one, e.g. Debian's 0.3.21 picks Haswell
-  /// kernels on AMD Zen 4 unless OPENBLAS_CORETYPE=SkylakeX): then Eigen's AVX-512 product.
+  /// kernels without it (its core name is not an AVX-512 one, e.g. OPENBLAS_CORETYPE=Haswell in the
+  /// environment on an AVX-512 CPU): then Eigen's AVX-512 product.
   static gemm_provider default_gemm() {
 #if AYF_EIGEN_OPENBLAS
     static const gemm_provider chosen = [] {
