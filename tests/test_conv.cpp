@@ -647,7 +647,8 @@ TEST_CASE("group_norm: the host primitives on the channels-last layout equal the
   check_group_norm_primitives_against_gather<float>(1e-5);
 }
 
-TEST_CASE("host group_norm primitives check their arguments and allocate nothing once warmed up",
+TEST_CASE("host group_norm primitives check their arguments, give the same bits however the tasks are split, and "
+          "allocate nothing once warmed up",
           "[nn][conv][backend][cpu]") {
   B::context ctx(80);
   const ayf::host_kernels::group_norm_dims dims{6, 4, 2, 1e-5};
@@ -672,6 +673,29 @@ TEST_CASE("host group_norm primitives check their arguments and allocate nothing
                       Catch::Contains("'rstd'"));
   REQUIRE_THROWS_WITH(B::group_norm_backward(ctx, &grad_x, sum_xhat, sum_dy, xhat, rstd, random(ctx, shape(3, 24)), gamma, dims),
                       Catch::Contains("'xhat'"));
+
+  // The same bits on one thread and split into as many tasks as the executor makes: the sums'
+  // order depends on the shapes alone (C/G = 96 spans two runs; 8 blocks of groups per sample).
+  {
+    const ayf::host_kernels::group_norm_dims wide{5, 192, 2, 1e-5}, narrow{5, 192, 96, 1e-5};
+    for (const auto& dd : {wide, narrow}) {
+      const B::tensor xs = random(ctx, shape(6, 960)), g = random(ctx, shape(1, 192)), bt = random(ctx, shape(1, 192));
+      const B::tensor dys = random(ctx, shape(3, 960));
+      B::context serial, split;
+      serial.executor.min_parallel_work = std::size_t{1} << 40;
+      split.executor.min_parallel_work = 1;
+      B::tensor y1, h1, r1, a1, b1, gx1, y2, h2, r2, a2, b2, gx2;
+      B::group_norm_forward(serial, y1, h1, r1, xs, g, bt, 3, dd);
+      B::group_norm_forward(split, y2, h2, r2, xs, g, bt, 3, dd);
+      B::group_norm_backward(serial, &gx1, a1, b1, h1, r1, dys, g, dd);
+      B::group_norm_backward(split, &gx2, a2, b2, h2, r2, dys, g, dd);
+      CHECK((y1.array() == y2.array()).all());
+      CHECK((r1.array() == r2.array()).all());
+      CHECK((gx1.array() == gx2.array()).all());
+      CHECK((a1.array() == a2.array()).all());
+      CHECK((b1.array() == b2.array()).all());
+    }
+  }
 
   // The layer, warmed up: a stacked forward and a backward allocate nothing (this thread's count;
   // the sizes stay below the executor's parallel threshold, so every loop runs here).
