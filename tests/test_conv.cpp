@@ -14,6 +14,7 @@
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/resample.hpp"
 #include "ayf/nn/unet.hpp"
+#include "support/allocation_counter.hpp"
 #include "support/layer_check.hpp"
 
 namespace {
@@ -224,9 +225,11 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   B::context ctx(25);
   const image_shape im{4, 3, 6};
   const std::size_t groups = GENERATE(std::size_t{1}, std::size_t{3}), batch = 3;
+  const bool reference = GENERATE(false, true);  // the host primitives, then the gather path
   const double eps = 1e-5;
   ayf::nn::parameter_layout layout;
-  const ayf::nn::group_norm<B> norm(layout, "norm", im, groups, eps);
+  ayf::nn::group_norm<B> norm(layout, "norm", im, groups, eps);
+  norm.use_reference_path(reference);
   ayf::nn::parameter_set<B> params(ctx, layout);
   norm.initialise(ctx, params);
   CHECK(params.values.leftCols(6).isOnes());
@@ -235,11 +238,12 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   ayf::nn::workspace<B> ws;
   B::tensor x = random(ctx, shape(batch, im.size()));
   x = 2 * x + B::tensor::Constant(x.rows(), x.cols(), 0.7);  // an offset and a scale the norm removes
-  INFO("groups " << groups);
+  INFO("groups " << groups << (reference ? ", gather path" : ", host primitives"));
 
   B::tensor y;
   ayf::nn::group_norm_state<B> st;
   norm.forward(ctx, params, x, y, st, ws, static_cast<std::size_t>(x.rows()));
+  CHECK(st.image_layout == !reference);
   const std::size_t cg = im.channels / groups;
   double worst = 0;
   for (std::size_t b = 0; b < batch; ++b)
@@ -533,4 +537,183 @@ TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index 
   B::tensor small = random(ctx, shape(1, in.size()));
   REQUIRE_THROWS_WITH(B::col2im(ctx, small, random(ctx, shape(2 * in.pixels(), 36)), 2, dims, true),
                       Catch::Contains("'x'"));
+}
+
+namespace {
+
+/// GroupNorm through the host primitives (B::group_norm_forward / group_norm_backward on the
+/// channels-last layout) against the gather path in precision S: forward on n rows (y, xhat, rstd)
+/// and on stacked [x; dx] rows, backward in every gradient mode with fresh and accumulated
+/// parameter gradients, after a primal and after a stacked pass. Groups of 1 to 130 channels
+/// (several runs of host_kernels::group_norm_lanes, several blocks per sample), G = 1 and G = C,
+/// odd and one-pixel images, random gamma and beta.
+template <class S>
+void check_group_norm_primitives_against_gather(double bound) {
+  using BS = ayf::eigen_backend<S>;
+  using tensor = typename BS::tensor;
+  static_assert(d::has_group_norm_primitives<BS>, "the host backends bring the GroupNorm primitives");
+  typename BS::context ctx(79);
+  struct norm_case {
+    image_shape image;
+    std::size_t groups;
+  };
+  const norm_case cases[] = {{{3, 5, 8}, 2},  {{3, 5, 8}, 8},  {{3, 5, 8}, 1}, {{1, 1, 4}, 1},  {{1, 1, 4}, 4},
+                             {{1, 1, 6}, 3},  {{2, 3, 130}, 1}, {{3, 1, 130}, 2}, {{2, 2, 96}, 24}, {{1, 3, 192}, 2}};
+  auto diff = [](const tensor& a, const tensor& b) {
+    REQUIRE(a.rows() == b.rows());
+    REQUIRE(a.cols() == b.cols());
+    return static_cast<double>((a - b).cwiseAbs().maxCoeff()) /
+           std::max(1.0, static_cast<double>(b.cwiseAbs().maxCoeff()));
+  };
+  for (const norm_case& nc : cases) {
+    const image_shape& im = nc.image;
+    const std::size_t n = 3;
+    INFO("image " << im.height << "x" << im.width << "x" << im.channels << ", groups " << nc.groups);
+    ayf::nn::parameter_layout layout;
+    layout.add("unrelated", 1, 3);  // the norm's blocks need not start the buffer
+    ayf::nn::group_norm<BS> fast(layout, "norm", im, nc.groups);
+    ayf::nn::group_norm<BS> reference = fast;
+    reference.use_reference_path(true);
+    REQUIRE(reference.reference_path());
+    REQUIRE_FALSE(fast.reference_path());
+    ayf::nn::parameter_set<BS> params(ctx, layout);
+    BS::randn(ctx, params.values);
+    params.values.array() += S(0.5);  // gamma away from 0 and 1, beta away from 0
+    ayf::nn::workspace<BS> ws;
+    tensor stacked = BS::make(ctx, shape(2 * n, im.size()));
+    BS::randn(ctx, stacked);
+    stacked.topRows(static_cast<Index>(n)).array() = S(3) * stacked.topRows(static_cast<Index>(n)).array() + S(1.5);
+    const tensor x = stacked.topRows(static_cast<Index>(n));
+    tensor grad_y = BS::make(ctx, shape(n, im.size()));
+    BS::randn(ctx, grad_y);
+
+    ayf::nn::group_norm_state<BS> st_fast, st_ref;
+    tensor y_fast, y_ref, xhat_fast, xhat_ref;
+    for (const bool jvp : {false, true}) {
+      INFO((jvp ? "after a stacked pass" : "after a primal pass"));
+      const tensor& input = jvp ? stacked : x;
+      fast.forward(ctx, params, input, y_fast, st_fast, ws, n);
+      reference.forward(ctx, params, input, y_ref, st_ref, ws, n);
+      REQUIRE(st_fast.image_layout);
+      REQUIRE_FALSE(st_ref.image_layout);
+      CHECK(diff(y_fast, y_ref) <= bound);
+      fast.normalised(ctx, st_fast, xhat_fast);
+      reference.normalised(ctx, st_ref, xhat_ref);
+      CHECK(diff(xhat_fast, xhat_ref) <= bound);
+      CHECK(diff(st_fast.rstd, st_ref.rstd) <= bound);
+
+      using ayf::nn::gradient_mode;
+      for (const gradient_mode mode : {gradient_mode::parameters, gradient_mode::inputs, gradient_mode::both}) {
+        for (const bool fresh : {true, false}) {
+          INFO("mode " << static_cast<unsigned>(mode) << (fresh ? ", fresh gradients" : ", accumulated gradients"));
+          tensor start = BS::make(ctx, BS::shape_of(params.gradients));
+          if (!fresh) BS::randn(ctx, start);
+          const tensor sentinel = tensor::Constant(2, 3, S(7));  // left alone without the inputs' gradient
+          tensor g_fast = sentinel, g_ref = sentinel;
+          params.gradients = start;
+          fast.backward(ctx, params, input, st_fast, grad_y, &g_fast, ws, mode);
+          const tensor grads_fast = params.gradients;
+          params.gradients = start;
+          reference.backward(ctx, params, input, st_ref, grad_y, &g_ref, ws, mode);
+          CHECK(diff(grads_fast, params.gradients) <= bound);
+          if (ayf::nn::wants_parameters(mode)) {
+            CHECK(diff(grads_fast, start) > 100 * bound);  // something was accumulated
+          } else {
+            CHECK(grads_fast == start);
+          }
+          CHECK(diff(g_fast, g_ref) <= bound);
+          if (!ayf::nn::wants_inputs(mode)) CHECK(g_fast == sentinel);
+          // No input gradient asked for through a null pointer either.
+          params.gradients = start;
+          fast.backward(ctx, params, input, st_fast, grad_y, nullptr, ws, mode);
+          CHECK(diff(params.gradients, grads_fast) == 0.0);
+        }
+      }
+      // backward follows the state's layout, whatever the layer's path now is.
+      tensor g_swapped, g_ref;
+      params.zero_gradients(ctx);
+      reference.backward(ctx, params, input, st_fast, grad_y, &g_swapped, ws, ayf::nn::gradient_mode::both);
+      fast.backward(ctx, params, input, st_ref, grad_y, &g_ref, ws, ayf::nn::gradient_mode::both);
+      CHECK(diff(g_swapped, g_ref) <= bound);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("group_norm: the host primitives on the channels-last layout equal the gather path, float and double",
+          "[nn][conv][cpu]") {
+  check_group_norm_primitives_against_gather<double>(1e-12);
+  check_group_norm_primitives_against_gather<float>(1e-5);
+}
+
+TEST_CASE("host group_norm primitives check their arguments, give the same bits however the tasks are split, and "
+          "allocate nothing once warmed up",
+          "[nn][conv][backend][cpu]") {
+  B::context ctx(80);
+  const ayf::host_kernels::group_norm_dims dims{6, 4, 2, 1e-5};
+  const B::tensor x = random(ctx, shape(4, 24)), gamma = random(ctx, shape(1, 4)), beta = random(ctx, shape(1, 4));
+  B::tensor y, xhat, rstd, sum_xhat, sum_dy, grad_x;
+  B::group_norm_forward(ctx, y, xhat, rstd, x, gamma, beta, 2, dims);  // stacked rows: n = 2
+  CHECK(B::shape_of(y) == shape(4, 24));
+  CHECK(B::shape_of(xhat) == shape(2, 24));
+  CHECK(B::shape_of(rstd) == shape(4, 1));
+  REQUIRE_THROWS_WITH(B::group_norm_forward(ctx, y, xhat, rstd, x, gamma, beta, 3, dims), Catch::Contains("'x'"));
+  REQUIRE_THROWS_WITH(B::group_norm_forward(ctx, y, xhat, rstd, x, random(ctx, shape(1, 5)), beta, 2, dims),
+                      Catch::Contains("'gamma'"));
+  REQUIRE_THROWS_WITH(B::group_norm_forward(ctx, y, xhat, rstd, x, gamma, beta, 2,
+                                            ayf::host_kernels::group_norm_dims{8, 3, 2, 1e-5}),
+                      Catch::Contains("'groups'"));
+  REQUIRE_THROWS_WITH(B::group_norm_forward(ctx, y, xhat, rstd, x, gamma, beta, 2,
+                                            ayf::host_kernels::group_norm_dims{6, 4, 2, 0.0}),
+                      Catch::Contains("'eps'"));
+  const B::tensor dy = random(ctx, shape(2, 24));
+  REQUIRE_THROWS_WITH(B::group_norm_backward(ctx, &grad_x, sum_xhat, sum_dy, xhat, random(ctx, shape(3, 1)), dy, gamma,
+                                             dims),
+                      Catch::Contains("'rstd'"));
+  REQUIRE_THROWS_WITH(B::group_norm_backward(ctx, &grad_x, sum_xhat, sum_dy, xhat, rstd, random(ctx, shape(3, 24)), gamma, dims),
+                      Catch::Contains("'xhat'"));
+
+  // The same bits on one thread and split into as many tasks as the executor makes: the sums'
+  // order depends on the shapes alone (C/G = 96 spans two runs; 8 blocks of groups per sample).
+  {
+    const ayf::host_kernels::group_norm_dims wide{5, 192, 2, 1e-5}, narrow{5, 192, 96, 1e-5};
+    for (const auto& dd : {wide, narrow}) {
+      const B::tensor xs = random(ctx, shape(6, 960)), g = random(ctx, shape(1, 192)), bt = random(ctx, shape(1, 192));
+      const B::tensor dys = random(ctx, shape(3, 960));
+      B::context serial, split;
+      serial.executor.min_parallel_work = std::size_t{1} << 40;
+      split.executor.min_parallel_work = 1;
+      B::tensor y1, h1, r1, a1, b1, gx1, y2, h2, r2, a2, b2, gx2;
+      B::group_norm_forward(serial, y1, h1, r1, xs, g, bt, 3, dd);
+      B::group_norm_forward(split, y2, h2, r2, xs, g, bt, 3, dd);
+      B::group_norm_backward(serial, &gx1, a1, b1, h1, r1, dys, g, dd);
+      B::group_norm_backward(split, &gx2, a2, b2, h2, r2, dys, g, dd);
+      CHECK((y1.array() == y2.array()).all());
+      CHECK((r1.array() == r2.array()).all());
+      CHECK((gx1.array() == gx2.array()).all());
+      CHECK((a1.array() == a2.array()).all());
+      CHECK((b1.array() == b2.array()).all());
+    }
+  }
+
+  // The layer, warmed up: a stacked forward and a backward allocate nothing (this thread's count;
+  // the sizes stay below the executor's parallel threshold, so every loop runs here).
+  const image_shape im{3, 3, 8};
+  ayf::nn::parameter_layout layout;
+  const ayf::nn::group_norm<B> norm(layout, "norm", im, 4);
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  B::randn(ctx, params.values);
+  ayf::nn::workspace<B> ws;
+  ayf::nn::group_norm_state<B> st;
+  const B::tensor stacked = random(ctx, shape(4, im.size())), grad_y = random(ctx, shape(2, im.size()));
+  B::tensor out, grad_in;
+  std::size_t allocations = 0;
+  for (int step = 0; step < 3; ++step) {
+    const std::size_t before = ayf_test_alloc::new_calls;
+    norm.forward(ctx, params, stacked, out, st, ws, 2);
+    norm.backward(ctx, params, stacked, st, grad_y, &grad_in, ws, ayf::nn::gradient_mode::both);
+    if (step > 0) allocations += ayf_test_alloc::new_calls - before;
+  }
+  CHECK(allocations == 0);
 }

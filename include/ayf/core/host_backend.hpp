@@ -251,6 +251,82 @@ struct host_backend {
                             });
   }
 
+  /// GroupNorm on channels-last images without permuting them (host_kernels::group_norm_forward):
+  /// x is [R, P*C] with R = n primal rows, or 2n stacked rows [x; dx]. rstd ([n*G, 1], sample-major)
+  /// = 1 / sqrt(var + eps), xhat ([n, P*C], the image layout) = (x - mu) rstd, y ([R, P*C]) = gamma
+  /// xhat + beta on rows [0, n) and dy = gamma J dx on rows [n, 2n), J v = rstd (v - mean(v) - xhat
+  /// mean(xhat v)) per (sample, group). gamma, beta: [1, C]. Parallel over (sample, block of groups).
+  template <class Y, class Xhat, class Rstd, class X, class Gamma, class Beta>
+  static void group_norm_forward(context& ctx, Y&& y, Xhat&& xhat, Rstd&& rstd, const X& x, const Gamma& gamma,
+                                 const Beta& beta, std::size_t n, const host_kernels::group_norm_dims& d) {
+    static_assert(is_operand<X> && is_operand<Gamma> && is_operand<Beta>,
+                  "group_norm_forward: x, gamma and beta must be tensors or views");
+    require_group_norm("group_norm_forward", d);
+    const std::size_t image = d.pixels * d.channels, rows = shape_of(x).rows;
+    if (shape_of(x).cols != image || n == 0 || (rows != n && rows != 2 * n))
+      throw_argument_error("group_norm_forward", "x", detail::concat(n, " or ", 2 * n, " rows of ", image, " values"),
+                           shape_of(x));
+    require_shape("group_norm_forward", "gamma", shape(1, d.channels), shape_of(gamma));
+    require_shape("group_norm_forward", "beta", shape(1, d.channels), shape_of(beta));
+    require_no_resized_alias("group_norm_forward", y, shape(rows, image), x, gamma, beta);
+    require_no_resized_alias("group_norm_forward", xhat, shape(n, image), x, gamma, beta);
+    require_no_resized_alias("group_norm_forward", rstd, shape::vector(n * d.groups), x, gamma, beta);
+    resize(ctx, y, shape(rows, image));
+    resize(ctx, xhat, shape(n, image));
+    resize(ctx, rstd, shape::vector(n * d.groups));
+    scalar* py = data(y);
+    scalar* ph = data(xhat);
+    scalar* pr = data(rstd);
+    const scalar* px = data(x);
+    const scalar* pg = data(gamma);
+    const scalar* pb = data(beta);
+    const bool tangent = rows == 2 * n;
+    const std::size_t blocks = host_kernels::group_norm_blocks(d);
+    const std::size_t work = (tangent ? 8 : 4) * image / blocks;
+    ctx.executor.for_blocks(n * blocks, work, [&](std::size_t begin, std::size_t end) {
+      host_kernels::group_norm_forward(begin, end, d, n, tangent, py, ph, pr, px, pg, pb);
+    });
+  }
+
+  /// The backward of group_norm_forward given dy ([n, P*C]) and the saved xhat ([n, P*C]) and rstd
+  /// ([n*G, 1]): sum_xhat[b, c] = sum_p dy xhat and sum_dy[b, c] = sum_p dy ([n, C], resized; the
+  /// column sums of the two are dgamma and dbeta), and, when grad_x is not null, *grad_x = J (gamma
+  /// dy) ([n, P*C], resized). gamma: [1, C].
+  template <class SumXhat, class SumDy, class Xhat, class Rstd, class Dy, class Gamma>
+  static void group_norm_backward(context& ctx, tensor* grad_x, SumXhat&& sum_xhat, SumDy&& sum_dy, const Xhat& xhat,
+                                  const Rstd& rstd, const Dy& dy, const Gamma& gamma,
+                                  const host_kernels::group_norm_dims& d) {
+    static_assert(is_operand<Xhat> && is_operand<Rstd> && is_operand<Dy> && is_operand<Gamma>,
+                  "group_norm_backward: xhat, rstd, dy and gamma must be tensors or views");
+    require_group_norm("group_norm_backward", d);
+    const std::size_t image = d.pixels * d.channels, n = shape_of(dy).rows;
+    require_shape("group_norm_backward", "dy", shape(n, image), shape_of(dy));
+    require_shape("group_norm_backward", "xhat", shape(n, image), shape_of(xhat));
+    require_vector("group_norm_backward", "rstd", n * d.groups, shape_of(rstd));
+    require_shape("group_norm_backward", "gamma", shape(1, d.channels), shape_of(gamma));
+    const shape sums(n, d.channels);
+    require_no_resized_alias("group_norm_backward", sum_xhat, sums, xhat, rstd, dy, gamma);
+    require_no_resized_alias("group_norm_backward", sum_dy, sums, xhat, rstd, dy, gamma);
+    resize(ctx, sum_xhat, sums);
+    resize(ctx, sum_dy, sums);
+    scalar* pgx = nullptr;
+    if (grad_x != nullptr) {
+      require_no_resized_alias("group_norm_backward", *grad_x, shape(n, image), xhat, rstd, dy, gamma);
+      resize(ctx, *grad_x, shape(n, image));
+      pgx = data(*grad_x);
+    }
+    scalar* psx = data(sum_xhat);
+    scalar* psd = data(sum_dy);
+    const scalar* ph = data(xhat);
+    const scalar* pr = data(rstd);
+    const scalar* pd = data(dy);
+    const scalar* pg = data(gamma);
+    const std::size_t blocks = host_kernels::group_norm_blocks(d);
+    ctx.executor.for_blocks(n * blocks, 4 * image / blocks, [&](std::size_t begin, std::size_t end) {
+      host_kernels::group_norm_backward(begin, end, d, pgx, psx, psd, ph, pr, pd, pg);
+    });
+  }
+
   /// out[i, :] = table[index[i], :], a zero row where index[i] < 0 (the null class); index: [R, 1]
   /// integer labels stored as scalars, table: [K, C]; out is resized to [R, C]. A label that is not
   /// an integer or is >= K raises.
@@ -465,6 +541,13 @@ private:
     require(d.kernel % 2 == 1, where, "kernel", "an odd size", d.kernel);
     require(d.height >= 1 && d.width >= 1 && d.channels >= 1, where, "image", "a non-empty image",
             d.height * d.width * d.channels);
+  }
+
+  static void require_group_norm(const char* where, const host_kernels::group_norm_dims& d) {
+    require(d.pixels >= 1 && d.channels >= 1, where, "image", "a non-empty image", d.pixels * d.channels);
+    if (d.groups == 0 || d.channels % d.groups != 0)
+      throw_argument_error(where, "groups", detail::concat("a divisor of the channel count ", d.channels), d.groups);
+    require(d.eps > 0, where, "eps", "a positive value", d.eps);
   }
 
   /// Raises at the first label of index that is not an integer below table_rows.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <tuple>
@@ -164,6 +165,213 @@ void col2im(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S
         }
       }
     }
+  }
+}
+
+/// The geometry of GroupNorm on channels-last images [R, P*C]: G groups of C/G adjacent channels,
+/// the statistics of group g of sample b over the P pixels' runs of channels [g C/G, (g + 1) C/G).
+struct group_norm_dims {
+  std::size_t pixels, channels, groups;
+  double eps;
+};
+
+/// GroupNorm tasks are (sample b, block of groups): a block spans at most this many channels, or one
+/// group when C/G is wider. Sums run per channel over the pixels in order (in double), then over the
+/// channels of a group in order: they do not depend on how the tasks are spread over threads.
+inline constexpr std::size_t group_norm_lanes = 64;
+
+[[nodiscard]] constexpr std::size_t group_norm_groups_per_block(const group_norm_dims& d) {
+  const std::size_t cg = d.channels / d.groups;
+  return cg >= group_norm_lanes ? 1 : group_norm_lanes / cg;
+}
+/// Tasks per sample.
+[[nodiscard]] constexpr std::size_t group_norm_blocks(const group_norm_dims& d) {
+  const std::size_t per_block = group_norm_groups_per_block(d);
+  return (d.groups + per_block - 1) / per_block;
+}
+
+/// The groups [g0, g1) of sample b in one task's block.
+struct group_norm_block {
+  std::size_t b, g0, g1;
+};
+[[nodiscard]] inline group_norm_block group_norm_task(const group_norm_dims& d, std::size_t task) {
+  const std::size_t per_block = group_norm_groups_per_block(d), blocks = group_norm_blocks(d);
+  const std::size_t b = task / blocks, g0 = (task - b * blocks) * per_block;
+  return {b, g0, g0 + per_block < d.groups ? g0 + per_block : d.groups};
+}
+
+/// For each run [c0, c0 + width) of at most group_norm_lanes channels of groups [g0, g1):
+/// run(c0, width).
+template <class Run>
+void for_group_norm_runs(const group_norm_dims& d, std::size_t g0, std::size_t g1, const Run& run) {
+  const std::size_t cg = d.channels / d.groups, c_end = g1 * cg;
+  for (std::size_t c0 = g0 * cg; c0 < c_end; c0 += group_norm_lanes)
+    run(c0, c_end - c0 < group_norm_lanes ? c_end - c0 : group_norm_lanes);
+}
+
+/// GroupNorm forward for tasks [begin, end) (task = b * group_norm_blocks + block), one (sample,
+/// block) at a time: mu = mean x, var = mean (x - mu)^2 per (b, g) in double, rstd[b G + g] =
+/// 1 / sqrt(var + eps), xhat = (x - mu) rstd (row b of xhat, the image layout), y = gamma xhat + beta
+/// (row b). With `tangent`, the tangent row n + b: dy = gamma rstd (dx - mean(dx) - xhat mean(xhat dx)).
+template <class S>
+void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dims& d, std::size_t n, bool tangent,
+                        S* y, S* xhat, S* rstd, const S* x, const S* gamma, const S* beta) {
+  constexpr std::size_t lanes = group_norm_lanes;
+  const std::size_t c = d.channels, cg = c / d.groups, row = d.pixels * c;
+  const double inv_m = 1.0 / static_cast<double>(d.pixels * cg);
+  for (std::size_t task = begin; task < end; ++task) {
+    const group_norm_block block = group_norm_task(d, task);
+    const std::size_t b = block.b, g0 = block.g0, g1 = block.g1;
+    const S* xb = x + b * row;
+    S* hb = xhat + b * row;
+    S* yb = y + b * row;
+    // Per group: s1 = sum x, mean; then s1 = sum (x - mean)^2, r = rstd.
+    double mean[lanes], r[lanes], s1[lanes], s2[lanes];
+    auto group_of = [&](std::size_t ch) { return ch / cg - g0; };
+    for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = 0;
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      double acc[lanes] = {};
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* xp = xb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) acc[j] += static_cast<double>(xp[j]);
+      }
+      for (std::size_t j = 0; j < width; ++j) s1[group_of(c0 + j)] += acc[j];
+    });
+    for (std::size_t k = 0; k < g1 - g0; ++k) {
+      mean[k] = s1[k] * inv_m;
+      s1[k] = 0;
+    }
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      double mu[lanes], acc[lanes] = {};
+      for (std::size_t j = 0; j < width; ++j) mu[j] = mean[group_of(c0 + j)];
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* xp = xb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) {
+          const double t = static_cast<double>(xp[j]) - mu[j];
+          acc[j] += t * t;
+        }
+      }
+      for (std::size_t j = 0; j < width; ++j) s1[group_of(c0 + j)] += acc[j];
+    });
+    for (std::size_t k = 0; k < g1 - g0; ++k) {
+      r[k] = 1.0 / std::sqrt(s1[k] * inv_m + d.eps);
+      rstd[b * d.groups + g0 + k] = static_cast<S>(r[k]);
+    }
+    // xhat = (x - mu) rstd, y = gamma xhat + beta.
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      S mu[lanes], rs[lanes], ga[lanes], be[lanes];
+      for (std::size_t j = 0; j < width; ++j) {
+        mu[j] = static_cast<S>(mean[group_of(c0 + j)]);
+        rs[j] = static_cast<S>(r[group_of(c0 + j)]);
+        ga[j] = gamma[c0 + j];
+        be[j] = beta[c0 + j];
+      }
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* xp = xb + p * c + c0;
+        S* hp = hb + p * c + c0;
+        S* yp = yb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) {
+          const S h = (xp[j] - mu[j]) * rs[j];
+          hp[j] = h;
+          yp[j] = ga[j] * h + be[j];
+        }
+      }
+    });
+    if (!tangent) continue;
+    // dy = gamma rstd (dx - mean(dx) - xhat mean(xhat dx)).
+    const S* vb = x + (n + b) * row;
+    S* tb = y + (n + b) * row;
+    for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      double acc1[lanes] = {}, acc2[lanes] = {};
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* vp = vb + p * c + c0;
+        const S* hp = hb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) {
+          const double v = static_cast<double>(vp[j]);
+          acc1[j] += v;
+          acc2[j] += v * static_cast<double>(hp[j]);
+        }
+      }
+      for (std::size_t j = 0; j < width; ++j) {
+        s1[group_of(c0 + j)] += acc1[j];
+        s2[group_of(c0 + j)] += acc2[j];
+      }
+    });
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      S scale[lanes], mv[lanes], moment[lanes];
+      for (std::size_t j = 0; j < width; ++j) {
+        const std::size_t k = group_of(c0 + j);
+        scale[j] = gamma[c0 + j] * static_cast<S>(r[k]);
+        mv[j] = static_cast<S>(s1[k] * inv_m);
+        moment[j] = static_cast<S>(s2[k] * inv_m);
+      }
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* vp = vb + p * c + c0;
+        const S* hp = hb + p * c + c0;
+        S* tp = tb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) tp[j] = scale[j] * (vp[j] - mv[j] - hp[j] * moment[j]);
+      }
+    });
+  }
+}
+
+/// GroupNorm backward for tasks [begin, end) as group_norm_forward's, given dy ([n, P*C]) and the
+/// saved xhat (image layout) and rstd: per sample b and channel, sum_xhat[b, c] = sum_p dy xhat and
+/// sum_dy[b, c] = sum_p dy ([n, C]; their column sums are dgamma and dbeta), and, when grad_x is not
+/// null, grad_x = J (gamma dy) = rstd (v - mean(v) - xhat mean(xhat v)) with v = gamma dy.
+template <class S>
+void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_dims& d, S* grad_x, S* sum_xhat,
+                         S* sum_dy, const S* xhat, const S* rstd, const S* dy, const S* gamma) {
+  constexpr std::size_t lanes = group_norm_lanes;
+  const std::size_t c = d.channels, cg = c / d.groups, row = d.pixels * c;
+  const double inv_m = 1.0 / static_cast<double>(d.pixels * cg);
+  for (std::size_t task = begin; task < end; ++task) {
+    const group_norm_block block = group_norm_task(d, task);
+    const std::size_t b = block.b, g0 = block.g0, g1 = block.g1;
+    const S* hb = xhat + b * row;
+    const S* db = dy + b * row;
+    auto group_of = [&](std::size_t ch) { return ch / cg - g0; };
+    // s1 = sum v, s2 = sum xhat v per group, from the channel sums of dy and dy xhat times gamma.
+    double s1[lanes], s2[lanes];
+    for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      double acc1[lanes] = {}, acc2[lanes] = {};
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* dp = db + p * c + c0;
+        const S* hp = hb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) {
+          const double v = static_cast<double>(dp[j]);
+          acc1[j] += v;
+          acc2[j] += v * static_cast<double>(hp[j]);
+        }
+      }
+      for (std::size_t j = 0; j < width; ++j) {
+        const double ga = static_cast<double>(gamma[c0 + j]);
+        s1[group_of(c0 + j)] += ga * acc1[j];
+        s2[group_of(c0 + j)] += ga * acc2[j];
+        sum_dy[b * c + c0 + j] = static_cast<S>(acc1[j]);
+        sum_xhat[b * c + c0 + j] = static_cast<S>(acc2[j]);
+      }
+    });
+    if (grad_x == nullptr) continue;
+    S* gb = grad_x + b * row;
+    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+      S ga[lanes], rs[lanes], mv[lanes], moment[lanes];
+      for (std::size_t j = 0; j < width; ++j) {
+        const std::size_t k = group_of(c0 + j);
+        ga[j] = gamma[c0 + j];
+        rs[j] = rstd[b * d.groups + g0 + k];
+        mv[j] = static_cast<S>(s1[k] * inv_m);
+        moment[j] = static_cast<S>(s2[k] * inv_m);
+      }
+      for (std::size_t p = 0; p < d.pixels; ++p) {
+        const S* dp = db + p * c + c0;
+        const S* hp = hb + p * c + c0;
+        S* gp = gb + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) gp[j] = rs[j] * (ga[j] * dp[j] - mv[j] - hp[j] * moment[j]);
+      }
+    });
   }
 }
 

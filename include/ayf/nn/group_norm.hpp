@@ -1,6 +1,9 @@
 // ayf/nn/group_norm.hpp: GroupNorm on channels-last images, y = gamma * (x - mu) / sqrt(var + eps) + beta
 // with mu, var per (sample, group of C/G channels), its JVP and its backward. Both use the same
 // symmetric Jacobian of the normalisation: J v = rstd (v - mean(v) - xhat mean(xhat v)).
+// Backends with GroupNorm primitives on the channels-last layout (B::group_norm_forward /
+// B::group_norm_backward, the host backends) use those; the generic path permutes the image into
+// group rows with B::gather and stays as the reference (use_reference_path).
 #pragma once
 
 #include <cmath>
@@ -8,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "ayf/core/host_kernels.hpp"
 #include "ayf/nn/conv.hpp"
 
 namespace ayf::nn {
@@ -71,13 +75,23 @@ struct inverse_sqrt_plus {
   }
 };
 
+/// Whether B has GroupNorm primitives on the channels-last layout (host backends).
+template <class B>
+concept has_group_norm_primitives =
+    requires(typename B::context& ctx, typename B::tensor& t, typename B::view v, const host_kernels::group_norm_dims& d) {
+      B::group_norm_forward(ctx, t, t, t, t, v, v, std::size_t{1}, d);
+      B::group_norm_backward(ctx, &t, v, v, t, t, t, v, d);
+    };
+
 }  // namespace detail
 
-/// What backward needs of one GroupNorm pass: the normalised primal xhat in group rows [B*G, M]
-/// and rstd = 1 / sqrt(var + eps) per (sample, group), [B*G, 1].
+/// What backward needs of one GroupNorm pass: the normalised primal xhat, in the image layout
+/// [B, H*W*C] (image_layout, the primitives' path) or in group rows [B*G, M] (the gather path), and
+/// rstd = 1 / sqrt(var + eps) per (sample, group), [B*G, 1] sample-major in both.
 template <backend B>
 struct group_norm_state {
   std::size_t batch = 0;
+  bool image_layout = false;
   typename B::tensor xhat{}, rstd{};
 };
 
@@ -109,6 +123,11 @@ public:
   [[nodiscard]] std::size_t output_size() const { return m_image.size(); }
   [[nodiscard]] std::size_t gamma_block() const { return m_gamma; }
   [[nodiscard]] std::size_t beta_block() const { return m_beta; }
+  /// With `on`, the permutations into group rows (B::gather) and the generic reductions even where
+  /// the backend has the GroupNorm primitives (the reference the fast path is tested against).
+  /// backward follows the layout of its state, i.e. the path of the forward pass that filled it.
+  void use_reference_path(bool on) { m_reference = on; }
+  [[nodiscard]] bool reference_path() const { return m_reference; }
 
   /// gamma = 1, beta = 0.
   void initialise(context& ctx, parameter_set<B>& params) const {
@@ -125,6 +144,15 @@ public:
     require(rows == n || rows == 2 * n, "group_norm::forward", "primal_rows", "the rows of x or half of them", n);
     const std::size_t g = m_groups, m = pc / g, c = m_image.channels;
     st.batch = n;
+    if constexpr (detail::has_group_norm_primitives<B>) {
+      if (!m_reference) {
+        B::group_norm_forward(ctx, y, st.xhat, st.rstd, x, params.value(ctx, m_gamma), params.value(ctx, m_beta), n,
+                              dims());
+        st.image_layout = true;
+        return;
+      }
+    }
+    st.image_layout = false;
     // xhat = (x - mu) rstd in group rows: mu = mean, var = mean (x - mu)^2.
     B::gather(ctx, st.xhat, shape(n * g, m), x, to_group(0), run());
     auto mean = detail::scratch<B>(ctx, ws.rows_a, shape(n * g, 1));
@@ -156,6 +184,20 @@ public:
                 tensor* grad_x, workspace<B>& ws, gradient_mode mode) const {
     const std::size_t n = st.batch, pc = m_image.size(), g = m_groups, m = pc / g, c = m_image.channels;
     require_shape("group_norm::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
+    if constexpr (detail::has_group_norm_primitives<B>) {
+      if (st.image_layout) {
+        // Per (sample, channel) sums of dy xhat and dy, their column sums dgamma and dbeta.
+        auto sum_xhat = detail::scratch<B>(ctx, ws.rows_a, shape(n, c));
+        auto sum_dy = detail::scratch<B>(ctx, ws.rows_b, shape(n, c));
+        B::group_norm_backward(ctx, wants_inputs(mode) ? grad_x : nullptr, sum_xhat, sum_dy, st.xhat, st.rstd, grad_y,
+                               params.value(ctx, m_gamma), dims());
+        if (wants_parameters(mode)) {
+          B::sum_columns(ctx, params.gradient(ctx, m_gamma), 1.0, sum_xhat);
+          B::sum_columns(ctx, params.gradient(ctx, m_beta), 1.0, sum_dy);
+        }
+        return;
+      }
+    }
     if (wants_parameters(mode)) {
       auto xhat = detail::scratch<B>(ctx, ws.image_a, shape(n, pc));
       B::gather(ctx, xhat, shape(n, pc), st.xhat, to_image(), run());
@@ -175,7 +217,21 @@ public:
     B::gather(ctx, *grad_x, shape(n, pc), v, to_image(), run());
   }
 
+  /// The saved xhat of `st` in the image layout [B, H*W*C], whichever path filled it.
+  void normalised(context& ctx, const state& st, tensor& out) const {
+    const shape sh(st.batch, m_image.size());
+    if (st.image_layout) {
+      B::copy(ctx, st.xhat, out);
+    } else {
+      B::gather(ctx, out, sh, st.xhat, to_image(), run());
+    }
+  }
+
 private:
+  [[nodiscard]] host_kernels::group_norm_dims dims() const {
+    return {m_image.pixels(), m_image.channels, m_groups, m_eps};
+  }
+
   /// v <- J v = rstd (v - mean(v) - xhat mean(xhat v)) per group row.
   void project(context& ctx, const state& st, const typename B::view& v, workspace<B>& ws) const {
     const std::size_t rows = B::shape_of(st.xhat).rows, m = B::shape_of(st.xhat).cols;
@@ -204,6 +260,7 @@ private:
   std::size_t m_groups = 1;
   double m_eps = 1e-5;
   std::size_t m_gamma = 0, m_beta = 0;
+  bool m_reference = false;
 };
 
 }  // namespace ayf::nn
