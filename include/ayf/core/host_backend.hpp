@@ -257,7 +257,7 @@ struct host_backend {
   /// only on the geometry and the scalar type, never on threads.
   static std::size_t stencil_tile(const host_kernels::stencil_dims& d) {
     constexpr std::size_t tile_bytes = std::size_t{384} << 10, min_rows = 64;
-    const std::size_t row_bytes = d.kernel * d.kernel * d.channels * sizeof(scalar);
+    const std::size_t row_bytes = std::max<std::size_t>(1, d.kernel * d.kernel * d.channels) * sizeof(scalar);
     return std::max(min_rows, tile_bytes / row_bytes / 16 * 16);
   }
 
