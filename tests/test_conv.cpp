@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <functional>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
 #include <type_traits>
 #include <vector>
 
@@ -435,74 +437,160 @@ TEST_CASE("conv2d, GroupNorm and resampling pass the shared layer checks (JVP, b
 
 namespace {
 
-/// The contiguous host stencil path of conv2d against the gather reference in precision S: forward
-/// on primal rows, the JVP on stacked rows, and backward (parameters and input, fresh and
-/// accumulated), on images with borders on every side (kernel 3 and 5, odd sizes, 1 to 9 channels).
-template <class S>
-void check_stencil_path_against_gather(double bound) {
-  using BS = ayf::eigen_backend<S>;
-  static_assert(d::has_stencil_primitives<BS>, "the host backends bring im2col / col2im");
-  typename BS::context ctx(77);
-  const image_shape shapes[] = {{5, 4, 3}, {1, 6, 2}, {7, 3, 9}, {4, 4, 1}};
-  for (const image_shape& in : shapes) {
-    for (const std::size_t kernel : {std::size_t{3}, std::size_t{5}}) {
-      const std::size_t cout = 5, n = 3;
-      ayf::nn::parameter_layout layout;
-      ayf::nn::conv2d<BS> fast(layout, "conv", in, cout, kernel);
-      ayf::nn::conv2d<BS> reference = fast;
-      reference.use_reference_path(true);
-      REQUIRE(reference.reference_path());
-      REQUIRE_FALSE(fast.reference_path());
-      ayf::nn::parameter_set<BS> params(ctx, layout);
-      BS::randn(ctx, params.values);
-      ayf::nn::workspace<BS> ws;
-      typename BS::tensor stacked = BS::make(ctx, shape(2 * n, in.size()));
-      BS::randn(ctx, stacked);
-      const typename BS::tensor x = stacked.topRows(static_cast<Index>(n));
-      INFO("image " << in.height << "x" << in.width << "x" << in.channels << ", kernel " << kernel);
-      auto diff = [](const typename BS::tensor& a, const typename BS::tensor& b) {
-        REQUIRE(a.rows() == b.rows());
-        REQUIRE(a.cols() == b.cols());
-        return static_cast<double>((a - b).cwiseAbs().maxCoeff()) /
-               std::max(1.0, static_cast<double>(b.cwiseAbs().maxCoeff()));
-      };
-      typename BS::tensor y_fast, y_ref;
-      fast.forward(ctx, params, x, y_fast, none, ws, n);
-      reference.forward(ctx, params, x, y_ref, none, ws, n);
-      CHECK(diff(y_fast, y_ref) <= bound);
-      fast.forward(ctx, params, stacked, y_fast, none, ws, n);  // JVP: primal and tangent rows
-      reference.forward(ctx, params, stacked, y_ref, none, ws, n);
-      CHECK(diff(y_fast, y_ref) <= bound);
+/// A conv2d case: image, kernel, output channels and primal rows n.
+struct conv_case {
+  image_shape in;
+  std::size_t kernel, cout, n;
+};
 
-      typename BS::tensor grad_y = BS::make(ctx, shape(n, in.height * in.width * cout));
-      BS::randn(ctx, grad_y);
-      typename BS::tensor g_fast, g_ref;
-      params.zero_gradients(ctx);
-      fast.backward(ctx, params, stacked, none, grad_y, &g_fast, ws, ayf::nn::gradient_mode::both);
-      const typename BS::tensor grads_fast = params.gradients;
-      params.zero_gradients(ctx);
-      reference.backward(ctx, params, stacked, none, grad_y, &g_ref, ws, ayf::nn::gradient_mode::both);
-      CHECK(diff(g_fast, g_ref) <= bound);
-      CHECK(diff(grads_fast, params.gradients) <= bound);
-      // accumulate_input adds to grad_x.
-      typename BS::tensor acc_fast = g_ref, acc_ref = g_ref;
-      fast.backward(ctx, params, x, none, grad_y, &acc_fast, ws, ayf::nn::gradient_mode::inputs, true);
-      reference.backward(ctx, params, x, none, grad_y, &acc_ref, ws, ayf::nn::gradient_mode::inputs, true);
-      CHECK(diff(acc_fast, acc_ref) <= bound);
-      CHECK(diff(acc_fast, typename BS::tensor(2 * g_ref)) <= 4 * bound);
-    }
+/// A conv2d on the path under test next to the gather reference, sharing parameters and workspace.
+template <class S>
+struct conv_pair {
+  using BS = ayf::eigen_backend<S>;
+  ayf::nn::parameter_layout layout;
+  ayf::nn::conv2d<BS> fast, reference;
+  ayf::nn::parameter_set<BS> params;
+  ayf::nn::workspace<BS> ws;
+  conv_pair(typename BS::context& ctx, const conv_case& c, ayf::nn::conv_path path)
+      : fast(layout, "conv", c.in, c.cout, c.kernel), reference(fast), params(ctx, layout) {
+    fast.use_path(path);
+    reference.use_path(ayf::nn::conv_path::gather);
+    BS::randn(ctx, params.values);
+  }
+};
+
+/// max |a - b| / max(1, max |b|).
+template <class T>
+double relative_diff(const T& a, const T& b) {
+  REQUIRE(a.rows() == b.rows());
+  REQUIRE(a.cols() == b.cols());
+  return static_cast<double>((a - b).cwiseAbs().maxCoeff()) / std::max(1.0, static_cast<double>(b.cwiseAbs().maxCoeff()));
+}
+
+/// A host fast path of conv2d (tiled or im2col) against the gather reference in precision S:
+/// forward on n primal rows and on stacked 2n rows (the JVP), backward (parameters and input, fresh
+/// and accumulated), on images with borders on every side (odd sizes, one-row and one-column
+/// images, 1 to 9 channels, kernels 1, 3 and 5) and on cases with many tiles that cross image rows
+/// and samples (the tiled weight gradient then sums several tiles per chunk).
+template <class S>
+void check_path_against_gather(ayf::nn::conv_path path, double bound) {
+  using BS = ayf::eigen_backend<S>;
+  using tensor = typename BS::tensor;
+  static_assert(d::has_stencil_primitives<BS> && d::has_tiled_stencil<BS>, "the host backends bring both fast paths");
+  typename BS::context ctx(77);
+  const conv_case cases[] = {{{5, 4, 3}, 3, 5, 3},  {{5, 4, 3}, 5, 5, 3},   {{1, 6, 2}, 3, 5, 3},
+                             {{1, 6, 2}, 5, 4, 2},  {{7, 3, 9}, 3, 5, 3},   {{7, 3, 9}, 5, 2, 3},
+                             {{4, 4, 1}, 3, 5, 3},  {{4, 4, 1}, 5, 1, 3},   {{6, 1, 2}, 3, 3, 2},
+                             {{5, 4, 7}, 1, 4, 3},  {{3, 5, 4}, 1, 6, 2},   {{13, 11, 8}, 5, 6, 4},
+                             {{16, 16, 9}, 3, 5, 40}, {{9, 7, 6}, 3, 7, 12}};
+  for (const conv_case& c : cases) {
+    const image_shape& in = c.in;
+    const std::size_t n = c.n;
+    conv_pair<S> pair(ctx, c, path);
+    REQUIRE(pair.fast.path() == path);
+    REQUIRE(pair.reference.path() == ayf::nn::conv_path::gather);
+    const ayf::host_kernels::stencil_dims dims{in.height, in.width, in.channels, c.kernel};
+    const std::size_t tiles = (2 * n * in.pixels() + BS::stencil_tile(dims) - 1) / BS::stencil_tile(dims);
+    INFO("image " << in.height << "x" << in.width << "x" << in.channels << ", kernel " << c.kernel << ", "
+                  << c.cout << " outputs, n " << n << ", " << tiles << " tiles of the stacked rows");
+    tensor stacked = BS::make(ctx, shape(2 * n, in.size()));
+    BS::randn(ctx, stacked);
+    const tensor x = stacked.topRows(static_cast<Index>(n));
+
+    tensor y_fast, y_ref;
+    pair.fast.forward(ctx, pair.params, x, y_fast, none, pair.ws, n);
+    pair.reference.forward(ctx, pair.params, x, y_ref, none, pair.ws, n);
+    CHECK(relative_diff(y_fast, y_ref) <= bound);
+    pair.fast.forward(ctx, pair.params, stacked, y_fast, none, pair.ws, n);  // JVP: primal and tangent rows
+    pair.reference.forward(ctx, pair.params, stacked, y_ref, none, pair.ws, n);
+    CHECK(relative_diff(y_fast, y_ref) <= bound);
+    tensor twice = y_ref;  // accumulate = true adds to y
+    pair.fast.forward(ctx, pair.params, stacked, twice, none, pair.ws, n, true);
+    CHECK(relative_diff(twice, tensor(2 * y_ref)) <= 2 * bound);
+
+    tensor grad_y = BS::make(ctx, shape(n, in.height * in.width * c.cout));
+    BS::randn(ctx, grad_y);
+    tensor g_fast, g_ref;
+    pair.params.zero_gradients(ctx);
+    pair.fast.backward(ctx, pair.params, stacked, none, grad_y, &g_fast, pair.ws, ayf::nn::gradient_mode::both);
+    const tensor grads_fast = pair.params.gradients;
+    pair.params.zero_gradients(ctx);
+    pair.reference.backward(ctx, pair.params, stacked, none, grad_y, &g_ref, pair.ws, ayf::nn::gradient_mode::both);
+    const tensor grads_ref = pair.params.gradients;
+    CHECK(relative_diff(g_fast, g_ref) <= bound);
+    CHECK(relative_diff(grads_fast, grads_ref) <= bound);
+    // Parameter gradients accumulate: a second pass on the path under test doubles them.
+    pair.fast.backward(ctx, pair.params, x, none, grad_y, nullptr, pair.ws, ayf::nn::gradient_mode::parameters);
+    CHECK(relative_diff(pair.params.gradients, tensor(2 * grads_ref)) <= 2 * bound);
+    // accumulate_input adds to grad_x.
+    tensor acc_fast = g_ref, acc_ref = g_ref;
+    pair.fast.backward(ctx, pair.params, x, none, grad_y, &acc_fast, pair.ws, ayf::nn::gradient_mode::inputs, true);
+    pair.reference.backward(ctx, pair.params, x, none, grad_y, &acc_ref, pair.ws, ayf::nn::gradient_mode::inputs, true);
+    CHECK(relative_diff(acc_fast, acc_ref) <= bound);
+    CHECK(relative_diff(acc_fast, tensor(2 * g_ref)) <= 4 * bound);
   }
 }
 
 }  // namespace
 
-TEST_CASE("conv2d: the host stencil path (im2col / col2im) equals the gather reference, float and double",
+TEST_CASE("conv2d: the host tiled and im2col paths equal the gather reference, float and double",
           "[nn][conv][cpu]") {
-  check_stencil_path_against_gather<double>(1e-13);
-  check_stencil_path_against_gather<float>(2e-6);
+  for (const auto path : {ayf::nn::conv_path::tiled, ayf::nn::conv_path::im2col}) {
+    INFO("path " << (path == ayf::nn::conv_path::tiled ? "tiled" : "im2col"));
+    check_path_against_gather<double>(path, 1e-13);
+    check_path_against_gather<float>(path, 2e-6);
+  }
+  // The many-pixel cases above have several tiles per primal pass, crossing samples.
+  const ayf::host_kernels::stencil_dims many{16, 16, 9, 3}, crossing{13, 11, 8, 5};
+  CHECK(B::stencil_tile(many) % 16 == 0);
+  CHECK(40 * 256 / B::stencil_tile(many) > 16);  // more tiles than weight-gradient chunks
+  CHECK(4 * 143 > 2 * B::stencil_tile(crossing));
+  CHECK(4 * 143 > ayf::eigen_backend<float>::stencil_tile(crossing));
+  CHECK(B::stencil_tile(crossing) % 143 != 0);
 }
 
-TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index maps, and check their arguments",
+TEST_CASE("conv2d's tiled path is bitwise the same on one oneTBB thread and on many, and allocates nothing once warm",
+          "[nn][conv][determinism][allocation][cpu]") {
+  using F = ayf::eigen_backend<float>;
+  F::context ctx(79);
+  const conv_case c{{16, 16, 9}, 3, 8, 40};
+  conv_pair<float> pair(ctx, c, ayf::nn::conv_path::tiled);
+  F::tensor stacked = F::make(ctx, shape(2 * c.n, c.in.size()));
+  F::randn(ctx, stacked);
+  F::tensor grad_y = F::make(ctx, shape(c.n, c.in.height * c.in.width * c.cout));
+  F::randn(ctx, grad_y);
+  struct pass {
+    F::tensor y, grad_x, grads;
+  };
+  auto run = [&](pass& out) {
+    pair.fast.forward(ctx, pair.params, stacked, out.y, none, pair.ws, c.n);
+    pair.params.zero_gradients(ctx);
+    pair.fast.backward(ctx, pair.params, stacked, none, grad_y, &out.grad_x, pair.ws, ayf::nn::gradient_mode::both);
+  };
+  const int threads = tbb::info::default_concurrency();
+  if (threads < 2) WARN("only one oneTBB thread: the parallel runs below run serially");
+  tbb::task_arena one(1), many(threads);
+  pass serial, parallel;
+  many.execute([&] { run(parallel); });
+  parallel.grads = pair.params.gradients;
+  one.execute([&] { run(serial); });
+  serial.grads = pair.params.gradients;
+  CHECK(relative_diff(serial.y, parallel.y) == 0.0);
+  CHECK(relative_diff(serial.grad_x, parallel.grad_x) == 0.0);
+  CHECK(relative_diff(serial.grads, parallel.grads) == 0.0);
+  // Warm (workspace, outputs and the column slots grown): the next pass allocates nothing on the
+  // calling thread (the only thread of `one`).
+  std::size_t allocations = 0;
+  one.execute([&] {
+    const std::size_t before = ayf_test_alloc::new_calls;
+    run(serial);
+    allocations = ayf_test_alloc::new_calls - before;
+  });
+  CHECK(allocations == 0);
+}
+
+TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index maps, the tiled stencil products "
+          "equal the column matrix's, and all check their arguments",
           "[nn][conv][backend][cpu]") {
   B::context ctx(78);
   const image_shape in{6, 5, 4};
@@ -525,6 +613,39 @@ TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index 
     B::tensor twice = img;
     B::col2im(ctx, twice, dcols, rows, dims, true);
     CHECK(max_abs_diff(twice, 2 * img_ref) < 1e-13);
+
+    // The tiled products against the column matrix and Eigen's products: y = cols W,
+    // dx = col2im(dy W^T), dW = cols^T dy (+ the values already there).
+    const std::size_t cout = 3;
+    const B::tensor w = random(ctx, shape(kernel * kernel * in.channels, cout));
+    const B::tensor dy = random(ctx, shape(rows, in.pixels() * cout));
+    B::tensor scratch, y, dx, dw = random(ctx, B::shape_of(w));
+    const B::tensor dw0 = dw;
+    B::stencil_gemm(ctx, y, x, rows, dims, w, false, scratch);
+    const B::tensor y_ref = cols_ref * w;
+    CHECK(max_abs_diff(B::tensor(y.reshaped<Eigen::RowMajor>(sh.rows, cout)), y_ref) < 1e-13);
+    const B::tensor dy_pixels = dy.reshaped<Eigen::RowMajor>(sh.rows, cout);
+    const B::tensor dcols_w = dy_pixels * w.transpose();
+    B::tensor dx_ref;
+    B::col2im(ctx, dx_ref, dcols_w, rows, dims, false);
+    B::stencil_gemm_adjoint(ctx, dx, dy, rows, dims, w, false, scratch);
+    CHECK(max_abs_diff(dx, dx_ref) < 1e-13);
+    B::stencil_gemm_weights(ctx, dw, x, dy, rows, dims, scratch);
+    CHECK(max_abs_diff(dw, B::tensor(dw0 + cols_ref.transpose() * dy_pixels)) < 1e-13);
+  }
+  {
+    const ayf::host_kernels::stencil_dims dims3{in.height, in.width, in.channels, 3};
+    const B::tensor x = random(ctx, shape(rows, in.size())), w = random(ctx, shape(36, 2));
+    B::tensor scratch, y = random(ctx, shape(rows, in.pixels() * 3)), dw = random(ctx, shape(36, 3));
+    REQUIRE_THROWS_WITH(B::stencil_gemm(ctx, y, x, rows + 1, dims3, w, false, scratch), Catch::Contains("'x'"));
+    REQUIRE_THROWS_WITH(B::stencil_gemm(ctx, y, x, rows, dims3, random(ctx, shape(35, 2)), false, scratch),
+                        Catch::Contains("'W'"));
+    REQUIRE_THROWS_WITH(B::stencil_gemm(ctx, y, x, rows, dims3, w, true, scratch), Catch::Contains("'y'"));
+    REQUIRE_THROWS_WITH(B::stencil_gemm_adjoint(ctx, y, x, rows, dims3, w, false, scratch), Catch::Contains("'dy'"));
+    REQUIRE_THROWS_WITH(B::stencil_gemm_weights(ctx, dw, x, x, rows, dims3, scratch), Catch::Contains("'dy'"));
+    REQUIRE_THROWS_WITH(B::stencil_gemm_weights(ctx, dw, x, x, rows, ayf::host_kernels::stencil_dims{6, 5, 4, 4},
+                                                scratch),
+                        Catch::Contains("'kernel'"));
   }
   const ayf::host_kernels::stencil_dims dims{in.height, in.width, in.channels, 3};
   B::tensor cols;

@@ -327,6 +327,189 @@ struct host_backend {
     });
   }
 
+  // ---- the tiled stencil products (conv2d's host path) ---------------------------------------
+  /// Pixels per tile of the tiled stencil products: a [T, k*k*C] column tile of about 384 KiB (at
+  /// least 64 rows, a multiple of 16), so it stays in cache between its im2col and its GEMM. Depends
+  /// only on the geometry and the scalar type, never on threads.
+  static std::size_t stencil_tile(const host_kernels::stencil_dims& d) {
+    constexpr std::size_t tile_bytes = std::size_t{384} << 10, min_rows = 64;
+    const std::size_t row_bytes = std::max<std::size_t>(1, d.kernel * d.kernel * d.channels) * sizeof(scalar);
+    return std::max(min_rows, tile_bytes / row_bytes / 16 * 16);
+  }
+
+  /// y = cols(x) W (+ y when `accumulate`), the im2col + GEMM of a "same" stencil without the full
+  /// column matrix: x [>= rows, H*W*C], W [k*k*C, C_out], y [rows, H*W*C_out] (resized unless
+  /// accumulating). The rows*H*W pixels go in tiles of stencil_tile(d) (a tile may cross image rows
+  /// and samples), in parallel; each task builds its tile's columns in its thread's slot of `scratch`
+  /// (grown when too small, then reused) and runs one single-threaded GEMM into the tile's rows of y.
+  template <class Out, class In, class Wm>
+  static void stencil_gemm(context& ctx, Out&& y, const In& x, std::size_t rows, const host_kernels::stencil_dims& d,
+                           const Wm& w, bool accumulate, tensor& scratch) {
+    static_assert(is_operand<In> && is_operand<Wm>, "stencil_gemm: x and W must be tensors or views");
+    require_stencil_input("stencil_gemm", "x", x, rows, d);
+    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
+    require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
+    const shape sh(rows, d.height * d.width * c_out);
+    if (accumulate) {
+      require_shape("stencil_gemm", "y", sh, shape_of(y));
+    } else {
+      require_no_resized_alias("stencil_gemm", y, sh, x, w);
+      resize(ctx, y, sh);
+    }
+    const std::size_t slot_size = stencil_slot_size(d);
+    grow(scratch, worker_slots(ctx) * slot_size);
+    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size);
+  }
+
+  /// dx = col2im(dy W^T) (+ dx when `accumulate`), the data gradient of stencil_gemm as a stencil
+  /// product of its own: dx = cols(dy) W' with W' = host_kernels::stencil_flip_weights(W) (stride 1,
+  /// zero padding k / 2), tiled like stencil_gemm, no scatter. d: x's geometry (C = C_in); dy
+  /// [>= rows, H*W*C_out], W [k*k*C_in, C_out], dx [rows, H*W*C_in] (resized unless accumulating).
+  template <class Out, class In, class Wm>
+  static void stencil_gemm_adjoint(context& ctx, Out&& dx, const In& dy, std::size_t rows,
+                                   const host_kernels::stencil_dims& d, const Wm& w, bool accumulate,
+                                   tensor& scratch) {
+    static_assert(is_operand<In> && is_operand<Wm>, "stencil_gemm_adjoint: dy and W must be tensors or views");
+    require_stencil("stencil_gemm_adjoint", d);
+    const std::size_t c_in = d.channels, c_out = shape_of(w).cols, kk = d.kernel * d.kernel;
+    require_shape("stencil_gemm_adjoint", "W", shape(kk * c_in, c_out), shape_of(w));
+    const host_kernels::stencil_dims d_out{d.height, d.width, c_out, d.kernel};
+    require_stencil_input("stencil_gemm_adjoint", "dy", dy, rows, d_out);
+    const shape sh(rows, d.height * d.width * c_in);
+    if (accumulate) {
+      require_shape("stencil_gemm_adjoint", "dx", sh, shape_of(dx));
+    } else {
+      require_no_resized_alias("stencil_gemm_adjoint", dx, sh, dy, w);
+      resize(ctx, dx, sh);
+    }
+    // scratch: W' [k*k*C_out, C_in], then the column slots.
+    const std::size_t flipped_size = round_up(kk * c_out * c_in), slot_size = stencil_slot_size(d_out);
+    grow(scratch, flipped_size + worker_slots(ctx) * slot_size);
+    scalar* flipped = Storage::data(scratch);
+    host_kernels::stencil_flip_weights(d.kernel, c_in, c_out, data(w), flipped);
+    tiled_stencil_gemm(ctx, data(dx), data(dy), rows, d_out, flipped, c_in, accumulate, flipped + flipped_size,
+                       slot_size);
+  }
+
+  /// dW += cols(x)^T dy, the weight gradient of stencil_gemm, tile by tile: x [>= rows, H*W*C], dy
+  /// [rows, H*W*C_out], dW [k*k*C, C_out] (never resized). The tiles go in a fixed number of chunks
+  /// (at most 16, from the problem size alone); each chunk sums its tiles' products in order into its
+  /// own partial in `scratch`, and dW adds the partials in chunk order (in double): the result does
+  /// not depend on the number of threads.
+  template <class Out, class In, class G>
+  static void stencil_gemm_weights(context& ctx, Out&& dw, const In& x, const G& dy, std::size_t rows,
+                                   const host_kernels::stencil_dims& d, tensor& scratch) {
+    static_assert(is_operand<In> && is_operand<G>, "stencil_gemm_weights: x and dy must be tensors or views");
+    require_stencil_input("stencil_gemm_weights", "x", x, rows, d);
+    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(dw).cols;
+    require_shape("stencil_gemm_weights", "dW", shape(fan_in, c_out), shape_of(dw));
+    require_shape("stencil_gemm_weights", "dy", shape(rows, d.height * d.width * c_out), shape_of(dy));
+    const std::size_t pixels = rows * d.height * d.width, tile = stencil_tile(d);
+    const std::size_t tiles = (pixels + tile - 1) / tile;
+    if (tiles == 0 || c_out == 0) return;
+    constexpr std::size_t max_chunks = 16;
+    const std::size_t chunks = std::min(tiles, max_chunks), per_chunk = (tiles + chunks - 1) / chunks;
+    const std::size_t used = (tiles + per_chunk - 1) / per_chunk;  // chunks that own tiles
+    const std::size_t partial_size = round_up(fan_in * c_out), slot_size = stencil_slot_size(d);
+    const std::size_t slots = worker_slots(ctx);
+    grow(scratch, used * partial_size + slots * slot_size);
+    scalar* partials = Storage::data(scratch);
+    scalar* columns = partials + used * partial_size;
+    const scalar* px = data(x);
+    const scalar* pg = data(dy);
+    ctx.executor.for_blocks(used, per_chunk * tile * fan_in * c_out, [&](std::size_t begin, std::size_t end) {
+      scalar* cols = columns + worker_slot(ctx, slots) * slot_size;
+      for (std::size_t chunk = begin; chunk < end; ++chunk) {
+        scalar* partial = partials + chunk * partial_size;
+        const std::size_t t_end = std::min(tiles, (chunk + 1) * per_chunk);
+        for (std::size_t t = chunk * per_chunk; t < t_end; ++t) {
+          const std::size_t p0 = t * tile, p1 = std::min(pixels, p0 + tile);
+          host_kernels::im2col_pixels(p0, p1, d, cols, px);
+          gemm_on_thread(fan_in, c_out, p1 - p0, true, false, scalar(1), cols, fan_in, pg + p0 * c_out, c_out,
+                         t == chunk * per_chunk ? scalar(0) : scalar(1), partial);
+        }
+      }
+    });
+    scalar* g = data(dw);
+    ctx.executor.for_blocks(fan_in * c_out, used, [&](std::size_t begin, std::size_t end) {
+      for (std::size_t i = begin; i < end; ++i) {
+        double sum = 0;
+        for (std::size_t chunk = 0; chunk < used; ++chunk) sum += static_cast<double>(partials[chunk * partial_size + i]);
+        g[i] = static_cast<scalar>(static_cast<double>(g[i]) + sum);
+      }
+    });
+  }
+
+private:
+  /// The tiles of stencil_gemm on raw operands: y [rows*H*W, c_out] = cols(x) W (+ y), W [k*k*C,
+  /// c_out], one column slot of slot_size elements per thread from `columns`.
+  static void tiled_stencil_gemm(context& ctx, scalar* y, const scalar* x, std::size_t rows,
+                                 const host_kernels::stencil_dims& d, const scalar* w, std::size_t c_out,
+                                 bool accumulate, scalar* columns, std::size_t slot_size) {
+    const std::size_t fan_in = d.kernel * d.kernel * d.channels, pixels = rows * d.height * d.width;
+    const std::size_t tile = stencil_tile(d), tiles = (pixels + tile - 1) / tile, slots = worker_slots(ctx);
+    if (c_out == 0) return;
+    const scalar beta = accumulate ? scalar(1) : scalar(0);
+    ctx.executor.for_blocks(tiles, tile * fan_in * c_out, [&](std::size_t begin, std::size_t end) {
+      scalar* cols = columns + worker_slot(ctx, slots) * slot_size;
+      for (std::size_t t = begin; t < end; ++t) {
+        const std::size_t p0 = t * tile, p1 = std::min(pixels, p0 + tile);
+        host_kernels::im2col_pixels(p0, p1, d, cols, x);
+        gemm_on_thread(p1 - p0, c_out, fan_in, false, false, scalar(1), cols, fan_in, w, c_out, beta, y + p0 * c_out);
+      }
+    });
+  }
+
+  /// C = alpha op(A) op(B) + beta C on the calling thread: the storage's single-threaded product
+  /// (gemm_serial) when it has one, else the reference loops.
+  static void gemm_on_thread(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, scalar alpha,
+                             const scalar* a, std::size_t lda, const scalar* b, std::size_t ldb, scalar beta,
+                             scalar* c) {
+    if constexpr (requires { Storage::gemm_serial(m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c); }) {
+      Storage::gemm_serial(m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+    } else {
+      host_kernels::gemm(m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+    }
+  }
+
+  /// The executor's per-thread scratch slots (executor.slots() / slot(); one slot when it has none).
+  static std::size_t worker_slots(const context& ctx) {
+    if constexpr (requires { ctx.executor.slots(); }) {
+      return std::max<std::size_t>(1, ctx.executor.slots());
+    } else {
+      return 1;
+    }
+  }
+  static std::size_t worker_slot(const context& ctx, std::size_t slots) {
+    std::size_t slot = 0;
+    if constexpr (requires { ctx.executor.slot(); }) slot = ctx.executor.slot();
+    require(slot < slots, "stencil_gemm", "executor", "a thread slot below its slot count", slot);
+    return slot;
+  }
+
+  /// Elements of one thread's column slot (a [stencil_tile(d), k*k*C] tile, whole cache lines).
+  static std::size_t stencil_slot_size(const host_kernels::stencil_dims& d) {
+    return round_up(stencil_tile(d) * d.kernel * d.kernel * d.channels);
+  }
+  /// n rounded up to whole 64-byte lines of scalars.
+  static constexpr std::size_t round_up(std::size_t n) {
+    constexpr std::size_t line = 64 / sizeof(scalar) > 0 ? 64 / sizeof(scalar) : 1;
+    return (n + line - 1) / line * line;
+  }
+  /// Grows a scratch tensor to at least n elements (its values are not kept).
+  static void grow(tensor& scratch, std::size_t n) {
+    if (Storage::shape_of(scratch).size() < n) Storage::resize(scratch, shape(1, n));
+  }
+  template <class X>
+  static void require_stencil_input(const char* where, const char* name, const X& x, std::size_t rows,
+                                    const host_kernels::stencil_dims& d) {
+    require_stencil(where, d);
+    const std::size_t image = d.height * d.width * d.channels;
+    if (shape_of(x).rows < rows || shape_of(x).cols != image)
+      throw_argument_error(where, name, detail::concat("at least ", rows, " rows of ", image, " values"), shape_of(x));
+  }
+
+public:
   /// out[i, :] = table[index[i], :], a zero row where index[i] < 0 (the null class); index: [R, 1]
   /// integer labels stored as scalars, table: [K, C]; out is resized to [R, C]. A label that is not
   /// an integer or is >= K raises.

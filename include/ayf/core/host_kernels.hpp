@@ -375,6 +375,63 @@ void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_di
   }
 }
 
+/// im2col for the flat pixels [pixel_begin, pixel_end) (pixel = (b * H + y) * W + x, so a range may
+/// cross image rows and samples) into the column rows [0, pixel_end - pixel_begin) of `cols`: one
+/// tile of the [R*H*W, k*k*C] column matrix (the tiled convolution builds one tile per task).
+template <class S>
+void im2col_pixels(std::size_t pixel_begin, std::size_t pixel_end, const stencil_dims& d, S* cols, const S* x) {
+  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  const std::size_t taps = k * kc;
+  const std::size_t row = pixel_begin / w;  // = b * H + y
+  std::size_t b = row / h, y = row - b * h, xo = pixel_begin - row * w;
+  for (std::size_t p = pixel_begin; p < pixel_end; ++p) {
+    S* o = cols + (p - pixel_begin) * taps;
+    for (std::size_t ky = 0; ky < k; ++ky, o += kc) {
+      if (y + ky < r || y + ky - r >= h) {
+        for (std::size_t j = 0; j < kc; ++j) o[j] = S(0);
+        continue;
+      }
+      const S* src_row = x + ((b * h + y + ky - r) * w) * c;
+      if (xo >= r && xo + k - r <= w) {  // all k taps in range: one contiguous run
+        const S* s = src_row + (xo - r) * c;
+        for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
+        continue;
+      }
+      for (std::size_t kx = 0; kx < k; ++kx) {
+        S* ok = o + kx * c;
+        if (xo + kx >= r && xo + kx - r < w) {
+          const S* s = src_row + (xo + kx - r) * c;
+          for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
+        } else {
+          for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
+        }
+      }
+    }
+    if (++xo == w) {  // the next image row, or the next sample's first
+      xo = 0;
+      if (++y == h) {
+        y = 0;
+        ++b;
+      }
+    }
+  }
+}
+
+/// The weights of the data gradient of a "same" stencil as a stencil of its own: with W [k*k*C_in,
+/// C_out] (row = tap * C_in + c_in), W'[t * C_out + c_out, c_in] = W[(k*k - 1 - t) * C_in + c_in,
+/// c_out], the taps flipped and each tap's block transposed, so that col2im(dy W^T) = cols(dy) W'
+/// (stride 1, zero padding k / 2, k odd: tap t' = k*k - 1 - t reads the mirrored offset).
+template <class S>
+void stencil_flip_weights(std::size_t kernel, std::size_t c_in, std::size_t c_out, const S* w, S* flipped) {
+  const std::size_t kk = kernel * kernel;
+  for (std::size_t t = 0; t < kk; ++t) {
+    const S* src = w + (kk - 1 - t) * c_in * c_out;
+    S* dst = flipped + t * c_out * c_in;
+    for (std::size_t co = 0; co < c_out; ++co)
+      for (std::size_t ci = 0; ci < c_in; ++ci) dst[co * c_in + ci] = src[ci * c_out + co];
+  }
+}
+
 /// Rows [row_begin, row_end) of y += alpha v: v[j mod period] for a row v, or v[i] when period is 0.
 template <class S>
 void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* y, S alpha, const S* v,

@@ -1,8 +1,8 @@
 // ayf/nn/conv.hpp: channels-last images [B, H*W*C] and the 2-D convolution (k x k, stride 1, zero
 // padding k / 2) as im2col (B::gather) + GEMM: y = cols(x) W + b, its JVP on stacked [x; dx] rows
 // and its backward (dW = cols^T dy, db = column sums of dy, dx = col2im(dy W^T) via B::gather_sum).
-// Backends with contiguous stencil primitives (B::im2col / B::col2im, the host backends) use those
-// instead of the index maps; the gather path stays as the reference (use_reference_path).
+// The host backends run it tiled (B::stencil_gemm*: column tiles in cache, dx = cols(dy) W' with
+// the flipped weights) or with the full column matrix (B::im2col / B::col2im); see conv_path.
 #pragma once
 
 #include <cmath>
@@ -61,7 +61,24 @@ concept has_stencil_primitives =
       B::col2im(ctx, v, v, std::size_t{1}, d, true);
     };
 
+/// Whether B has the tiled stencil products stencil_gemm / _adjoint / _weights (host backends).
+template <class B>
+concept has_tiled_stencil = requires(typename B::context& ctx, typename B::view v, const typename B::tensor& x,
+                                     typename B::tensor& scratch, host_kernels::stencil_dims d) {
+  B::stencil_gemm(ctx, v, x, std::size_t{1}, d, v, true, scratch);
+  B::stencil_gemm_adjoint(ctx, v, x, std::size_t{1}, d, v, true, scratch);
+  B::stencil_gemm_weights(ctx, v, x, x, std::size_t{1}, d, scratch);
+};
+
 }  // namespace detail
+
+/// How conv2d (k > 1) computes on a backend:
+///   tiled   the pixels in tiles whose columns stay in cache (B::stencil_gemm, _adjoint, _weights);
+///           dx = cols(dy) W' with the flipped weights, dW summed over tiles in fixed chunks;
+///   im2col  the full [R*H*W, k*k*C] column matrix (B::im2col) and one GEMM; dx by B::col2im;
+///   gather  the same with B::gather / B::gather_sum and the index maps (every backend: the reference).
+/// A layer asks for one; a backend without it runs the next one down (tiled -> im2col -> gather).
+enum class conv_path { tiled, im2col, gather };
 
 /// y = conv_k(x; W) + b: W is [k*k*C_in, C_out] (row = tap-major, channel-minor, as im2col), b is
 /// [1, C_out]. With stacked rows [x; dx] and primal_rows = B, the tangent rows get dy = conv_k(dx; W)
@@ -95,10 +112,14 @@ public:
   [[nodiscard]] std::size_t weight_block() const { return m_weight; }
   [[nodiscard]] std::size_t bias_block() const { return m_bias; }
   [[nodiscard]] std::size_t fan_in() const { return m_kernel * m_kernel * m_in.channels; }
-  /// With `on`, im2col / col2im go through B::gather and B::gather_sum even where the backend has
-  /// the contiguous stencil primitives (the reference the fast path is tested against).
-  void use_reference_path(bool on) { m_reference = on; }
-  [[nodiscard]] bool reference_path() const { return m_reference; }
+  /// Asks for a conv_path (default: tiled); path() is the one that runs on B (the fast paths are
+  /// tested against the gather reference).
+  void use_path(conv_path p) { m_path = p; }
+  [[nodiscard]] conv_path path() const {
+    if (m_path == conv_path::tiled && detail::has_tiled_stencil<B>) return conv_path::tiled;
+    if (m_path != conv_path::gather && detail::has_stencil_primitives<B>) return conv_path::im2col;
+    return conv_path::gather;
+  }
 
   /// W ~ N(0, gain^2 / fan_in), b = 0.
   void initialise(context& ctx, parameter_set<B>& params, double gain = 1.0) const {
@@ -122,7 +143,7 @@ public:
     if (m_kernel == 1) {
       B::gemm(ctx, transpose::no, transpose::no, scalar(1), B::slice(ctx, x, 0, shape(rows * p, m_in.channels)),
               params.value(ctx, m_weight), beta, y_pixels);
-    } else {
+    } else if (!tiled_forward(ctx, params, x, y, rows, ws, accumulate)) {
       auto cols = columns(ctx, x, rows, ws);
       B::gemm(ctx, transpose::no, transpose::no, scalar(1), cols, params.value(ctx, m_weight), beta, y_pixels);
     }
@@ -157,15 +178,18 @@ public:
     }
     if (wants_parameters(mode)) {
       B::sum_columns(ctx, params.gradient(ctx, m_bias), 1.0, grad_y);
-      auto cols = columns(ctx, x, n, ws);
-      B::gemm(ctx, transpose::yes, transpose::no, scalar(1), cols, dy, scalar(1), params.gradient(ctx, m_weight));
+      if (!tiled_weight_gradient(ctx, params, x, grad_y, n, ws)) {
+        auto cols = columns(ctx, x, n, ws);
+        B::gemm(ctx, transpose::yes, transpose::no, scalar(1), cols, dy, scalar(1), params.gradient(ctx, m_weight));
+      }
     }
     if (inputs) {
+      if (tiled_input_gradient(ctx, params, grad_y, *grad_x, n, ws, accumulate_input)) return;
       // dcols = dy W^T in the column buffer; dx = col2im(dcols).
       auto cols = detail::scratch<B>(ctx, ws.cols, shape(n * p, fan_in()));
       B::gemm(ctx, transpose::no, transpose::yes, scalar(1), dy, params.value(ctx, m_weight), scalar(0), cols);
       if constexpr (detail::has_stencil_primitives<B>) {
-        if (!m_reference) {
+        if (path() == conv_path::im2col) {
           if (!accumulate_input) B::resize(ctx, *grad_x, shape(n, m_in.size()));
           B::col2im(ctx, *grad_x, cols, n, stencil(), accumulate_input);
           return;
@@ -184,12 +208,45 @@ public:
   }
 
 private:
+  /// The tiled path (false, nothing done, where it does not run): y = cols(x) W (+ y) over rows
+  /// [0, rows); dW += cols(x)^T dy; dx = cols(dy) W' (+ dx). Scratch: the column buffer ws.cols.
+  bool tiled_forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, std::size_t rows,
+                     workspace<B>& ws, bool accumulate) const {
+    if constexpr (detail::has_tiled_stencil<B>) {
+      if (path() == conv_path::tiled) {
+        B::stencil_gemm(ctx, y, x, rows, stencil(), params.value(ctx, m_weight), accumulate, ws.cols);
+        return true;
+      }
+    }
+    return false;
+  }
+  bool tiled_weight_gradient(context& ctx, parameter_set<B>& params, const tensor& x, const tensor& grad_y,
+                             std::size_t n, workspace<B>& ws) const {
+    if constexpr (detail::has_tiled_stencil<B>) {
+      if (path() == conv_path::tiled) {
+        B::stencil_gemm_weights(ctx, params.gradient(ctx, m_weight), x, grad_y, n, stencil(), ws.cols);
+        return true;
+      }
+    }
+    return false;
+  }
+  bool tiled_input_gradient(context& ctx, parameter_set<B>& params, const tensor& grad_y, tensor& grad_x,
+                            std::size_t n, workspace<B>& ws, bool accumulate) const {
+    if constexpr (detail::has_tiled_stencil<B>) {
+      if (path() == conv_path::tiled) {
+        B::stencil_gemm_adjoint(ctx, grad_x, grad_y, n, stencil(), params.value(ctx, m_weight), accumulate, ws.cols);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /// im2col of the first `rows` rows of x into the workspace: [rows*H*W, k*k*C_in].
   typename B::view columns(context& ctx, const tensor& x, std::size_t rows, workspace<B>& ws) const {
     const shape sh(rows * m_in.pixels(), fan_in());
     auto cols = detail::scratch<B>(ctx, ws.cols, sh);
     if constexpr (detail::has_stencil_primitives<B>) {
-      if (!m_reference) {
+      if (path() != conv_path::gather) {
         B::im2col(ctx, cols, x, rows, stencil());
         return cols;
       }
@@ -211,7 +268,7 @@ private:
   image_shape m_in{}, m_out{};
   std::size_t m_kernel = 1;
   std::size_t m_weight = 0, m_bias = 0;
-  bool m_reference = false;
+  conv_path m_path = conv_path::tiled;
 };
 
 }  // namespace ayf::nn

@@ -95,13 +95,14 @@ auto rows_of(typename B::context& ctx, T& x, std::size_t first, std::size_t coun
   return B::slice(ctx, x, first * cols, shape(count, cols));
 }
 
-/// Checks the stacking of a forward input: R = n or R = 2n rows of `cols` columns.
+/// Checks the stacking of a forward input: R = n or R = 2n rows of `cols` columns. The messages are
+/// built only on failure: a passing check must not allocate (hot path).
 template <backend B>
 void require_stacked(const char* where, const typename B::tensor& x, std::size_t cols, std::size_t n) {
   const shape sh = B::shape_of(x);
-  require(sh.cols == cols, where, "x", ayf::detail::concat("[R, ", cols, "]"), sh);
-  require(n >= 1 && (sh.rows == n || sh.rows == 2 * n), where, "primal_rows",
-          ayf::detail::concat("the rows of x (", sh.rows, ") or half of them"), n);
+  if (sh.cols != cols) throw_argument_error(where, "x", ayf::detail::concat("[R, ", cols, "]"), sh);
+  if (n < 1 || (sh.rows != n && sh.rows != 2 * n))
+    throw_argument_error(where, "primal_rows", ayf::detail::concat("the rows of x (", sh.rows, ") or half of them"), n);
 }
 
 /// Division by a fixed divisor d >= 1 as a multiply and a shift: with l = ceil(log2 d), s = 31 + l

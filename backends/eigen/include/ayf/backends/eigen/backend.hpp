@@ -16,6 +16,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include "ayf/core/host_backend.hpp"
 
@@ -44,6 +45,17 @@ struct tbb_executor {
     const std::size_t grain = std::max<std::size_t>(1, min_parallel_work / std::max<std::size_t>(1, work_per_item));
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
                       [&](const tbb::blocked_range<std::size_t>& r) { fn(r.begin(), r.end()); });
+  }
+
+  /// Per-thread scratch slots: how many threads may run for_blocks' tasks at once (the arena's
+  /// concurrency), and the calling thread's slot below that (0 outside any arena, where fn runs on
+  /// the calling thread alone).
+  [[nodiscard]] std::size_t slots() const {
+    return static_cast<std::size_t>(std::max(1, tbb::this_task_arena::max_concurrency()));
+  }
+  [[nodiscard]] std::size_t slot() const {
+    const int index = tbb::this_task_arena::current_thread_index();
+    return index < 0 ? std::size_t{0} : static_cast<std::size_t>(index);
   }
 };
 
@@ -132,6 +144,13 @@ struct eigen_storage {
           gemm_rows(provider, r.begin(), r.end(), n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
         },
         tbb::simple_partitioner());
+  }
+
+  /// gemm with default_gemm()'s provider on the calling thread, never split: the product of one
+  /// task inside a parallel loop (a tile of the tiled convolution).
+  static void gemm_serial(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
+                          std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    gemm_rows(default_gemm(), 0, m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
   }
 
 private:
