@@ -349,13 +349,7 @@ struct host_backend {
     require_stencil_input("stencil_gemm", "x", x, rows, d);
     const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
     require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
-    const shape sh(rows, d.height * d.width * c_out);
-    if (accumulate) {
-      require_shape("stencil_gemm", "y", sh, shape_of(y));
-    } else {
-      require_no_resized_alias("stencil_gemm", y, sh, x, w);
-      resize(ctx, y, sh);
-    }
+    prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w);
     const std::size_t slot_size = stencil_slot_size(d);
     grow(scratch, worker_slots(ctx) * slot_size);
     tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size);
@@ -375,13 +369,7 @@ struct host_backend {
     require_shape("stencil_gemm_adjoint", "W", shape(kk * c_in, c_out), shape_of(w));
     const host_kernels::stencil_dims d_out{d.height, d.width, c_out, d.kernel};
     require_stencil_input("stencil_gemm_adjoint", "dy", dy, rows, d_out);
-    const shape sh(rows, d.height * d.width * c_in);
-    if (accumulate) {
-      require_shape("stencil_gemm_adjoint", "dx", sh, shape_of(dx));
-    } else {
-      require_no_resized_alias("stencil_gemm_adjoint", dx, sh, dy, w);
-      resize(ctx, dx, sh);
-    }
+    prepare_output(ctx, "stencil_gemm_adjoint", "dx", dx, shape(rows, d.height * d.width * c_in), accumulate, dy, w);
     // scratch: W' [k*k*C_out, C_in], then the column slots.
     const std::size_t flipped_size = round_up(kk * c_out * c_in), slot_size = stencil_slot_size(d_out);
     grow(scratch, flipped_size + worker_slots(ctx) * slot_size);
@@ -485,6 +473,19 @@ private:
     if constexpr (requires { ctx.executor.slot(); }) slot = ctx.executor.slot();
     require(slot < slots, "stencil_gemm", "executor", "a thread slot below its slot count", slot);
     return slot;
+  }
+
+  /// An output of shape sh: checked when accumulating into it, else resized (and not an input that
+  /// the resize would invalidate).
+  template <class Out, class... In>
+  static void prepare_output(context& ctx, const char* where, const char* name, Out& out, const shape& sh,
+                             bool accumulate, const In&... in) {
+    if (accumulate) {
+      require_shape(where, name, sh, shape_of(out));
+    } else {
+      require_no_resized_alias(where, out, sh, in...);
+      resize(ctx, out, sh);
+    }
   }
 
   /// Elements of one thread's column slot (a [stencil_tile(d), k*k*C] tile, whole cache lines).

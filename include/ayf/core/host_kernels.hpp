@@ -209,6 +209,27 @@ void for_group_norm_runs(const group_norm_dims& d, std::size_t g0, std::size_t g
     run(c0, c_end - c0 < group_norm_lanes ? c_end - c0 : group_norm_lanes);
 }
 
+/// The per-channel sums over one sample's pixels, in double, of v and of v xhat (both that sample's
+/// row, image layout) for the runs of groups [g0, g1): done(c0, width, sum_v, sum_v_xhat).
+template <class S, class Done>
+void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size_t g1, const S* v, const S* xhat,
+                             const Done& done) {
+  const std::size_t c = d.channels;
+  for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
+    double acc1[group_norm_lanes] = {}, acc2[group_norm_lanes] = {};
+    for (std::size_t p = 0; p < d.pixels; ++p) {
+      const S* vp = v + p * c + c0;
+      const S* hp = xhat + p * c + c0;
+      for (std::size_t j = 0; j < width; ++j) {
+        const double value = static_cast<double>(vp[j]);
+        acc1[j] += value;
+        acc2[j] += value * static_cast<double>(hp[j]);
+      }
+    }
+    done(c0, width, acc1, acc2);
+  });
+}
+
 /// GroupNorm forward for tasks [begin, end) (task = b * group_norm_blocks + block), one (sample,
 /// block) at a time: mu = mean x, var = mean (x - mu)^2 per (b, g) in double, rstd[b G + g] =
 /// 1 / sqrt(var + eps), xhat = (x - mu) rstd (row b of xhat, the image layout), y = gamma xhat + beta
@@ -282,17 +303,8 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
     const S* vb = x + (n + b) * row;
     S* tb = y + (n + b) * row;
     for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
-    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
-      double acc1[lanes] = {}, acc2[lanes] = {};
-      for (std::size_t p = 0; p < d.pixels; ++p) {
-        const S* vp = vb + p * c + c0;
-        const S* hp = hb + p * c + c0;
-        for (std::size_t j = 0; j < width; ++j) {
-          const double v = static_cast<double>(vp[j]);
-          acc1[j] += v;
-          acc2[j] += v * static_cast<double>(hp[j]);
-        }
-      }
+    group_norm_channel_sums(d, g0, g1, vb, hb, [&](std::size_t c0, std::size_t width, const double* acc1,
+                                                    const double* acc2) {
       for (std::size_t j = 0; j < width; ++j) {
         s1[group_of(c0 + j)] += acc1[j];
         s2[group_of(c0 + j)] += acc2[j];
@@ -335,17 +347,8 @@ void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_di
     // s1 = sum v, s2 = sum xhat v per group, from the channel sums of dy and dy xhat times gamma.
     double s1[lanes], s2[lanes];
     for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
-    for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
-      double acc1[lanes] = {}, acc2[lanes] = {};
-      for (std::size_t p = 0; p < d.pixels; ++p) {
-        const S* dp = db + p * c + c0;
-        const S* hp = hb + p * c + c0;
-        for (std::size_t j = 0; j < width; ++j) {
-          const double v = static_cast<double>(dp[j]);
-          acc1[j] += v;
-          acc2[j] += v * static_cast<double>(hp[j]);
-        }
-      }
+    group_norm_channel_sums(d, g0, g1, db, hb, [&](std::size_t c0, std::size_t width, const double* acc1,
+                                                    const double* acc2) {
       for (std::size_t j = 0; j < width; ++j) {
         const double ga = static_cast<double>(gamma[c0 + j]);
         s1[group_of(c0 + j)] += ga * acc1[j];
