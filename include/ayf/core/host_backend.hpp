@@ -214,10 +214,7 @@ struct host_backend {
   template <class Out, class In>
   static void im2col(context& ctx, Out&& cols, const In& x, std::size_t rows, const host_kernels::stencil_dims& d) {
     static_assert(is_operand<In>, "im2col: the input must be a tensor or view");
-    require_stencil("im2col", d);
-    const std::size_t image = d.height * d.width * d.channels;
-    if (shape_of(x).rows < rows || shape_of(x).cols != image)
-      throw_argument_error("im2col", "x", detail::concat("at least ", rows, " rows of ", image, " values"), shape_of(x));
+    require_stencil_input("im2col", "x", x, rows, d);
     const shape sh(rows * d.height * d.width, d.kernel * d.kernel * d.channels);
     require_no_resized_alias("im2col", cols, sh, x);
     resize(ctx, cols, sh);

@@ -100,40 +100,6 @@ struct stencil_dims {
   std::size_t height, width, channels, kernel;
 };
 
-/// im2col for image rows [row_begin, row_end) (row = b * H + y): contiguous copies of the k*C
-/// values of each in-range tap row (k adjacent pixels), zeros at the border.
-template <class S>
-void im2col(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* cols, const S* x) {
-  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
-  const std::size_t taps = k * kc;
-  for (std::size_t row = row_begin; row < row_end; ++row) {
-    const std::size_t b = row / h, y = row - b * h;
-    for (std::size_t ky = 0; ky < k; ++ky) {
-      const bool inside = y + ky >= r && y + ky - r < h;
-      const S* src_row = inside ? x + ((b * h + y + ky - r) * w) * c : nullptr;
-      for (std::size_t xo = 0; xo < w; ++xo) {
-        S* o = cols + (row * w + xo) * taps + ky * kc;
-        if (!inside) {
-          for (std::size_t j = 0; j < kc; ++j) o[j] = S(0);
-        } else if (xo >= r && xo + k - r <= w) {  // all k taps in range: one contiguous run
-          const S* s = src_row + (xo - r) * c;
-          for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
-        } else {
-          for (std::size_t kx = 0; kx < k; ++kx) {
-            S* ok = o + kx * c;
-            if (xo + kx >= r && xo + kx - r < w) {
-              const S* s = src_row + (xo + kx - r) * c;
-              for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
-            } else {
-              for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 /// col2im, the adjoint of im2col, for image rows [row_begin, row_end) of x: each pixel sums the
 /// column entries that read it (x = beta x + sum, beta 0 or 1), rows of taps ky in order.
 template <class S>
@@ -418,6 +384,13 @@ void im2col_pixels(std::size_t pixel_begin, std::size_t pixel_end, const stencil
       }
     }
   }
+}
+
+/// im2col for image rows [row_begin, row_end) (row = b * H + y): the column rows of their pixels.
+template <class S>
+void im2col(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* cols, const S* x) {
+  const std::size_t w = d.width, taps = d.kernel * d.kernel * d.channels;
+  im2col_pixels(row_begin * w, row_end * w, d, cols + row_begin * w * taps, x);
 }
 
 /// The weights of the data gradient of a "same" stencil as a stencil of its own: with W [k*k*C_in,
