@@ -2,7 +2,8 @@
 # --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
 # methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
 # prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
-# reproduces the CSV (-DCOMPARE_BACKEND=<name>: the same rows, metrics to 1e-4 relative); the lambda sweep writes its grids and samples;
+# reproduces the CSV (-DCOMPARE_BACKEND=<name>: the same rows, metrics to 1e-4 relative); the lambda
+# sweep writes its grids and samples;
 # unlabelled --images run without classifier or CFG; a missing data directory, a corrupt IDX file, a non-.npy
 # or truncated --images file and bad options fail with messages naming them.
 cmake_minimum_required(VERSION 3.25)
