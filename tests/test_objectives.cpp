@@ -278,3 +278,51 @@ TEST_CASE("flow matching, shortcut and the pair sampler produce finite, well-for
   CHECK(std::isfinite(sc_stats.loss));
   CHECK(student.parameters().gradients.norm() > 0);
 }
+
+TEST_CASE("the pair sampler puts diagonal_fraction of the pairs on s = t and the rest on the logit-normal interval",
+          "[objectives][cpu]") {
+  B::context ctx(11);
+  const Eigen::Index n = 40000;
+  B::tensor x0 = B::make(ctx, shape(static_cast<std::size_t>(n), 1));
+  B::randn(ctx, x0);
+  ayf::pair_sampler_config pairs;
+  pairs.p_mean = -1.8;
+  pairs.p_std = 1.4;
+  pairs.diagonal_fraction = 0.25;
+  ayf::training_batch<B> batch;
+  ayf::sample_training_batch<B>(ctx, pairs, x0, batch);
+  double diagonal = 0, s_sum = 0, logit_sum = 0, logit_square = 0;
+  int out_of_range = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double t = batch.t(i, 0), s = batch.s(i, 0);
+    out_of_range += s < 0.0 || t > 1.0 || t < s;
+    if (t == s) {
+      ++diagonal;
+      s_sum += s;
+    } else {
+      const double d = t - s;
+      const double tau = std::log(d / (1 - d));
+      logit_sum += tau;
+      logit_square += tau * tau;
+    }
+  }
+  CHECK(out_of_range == 0);
+  // Binomial count within 5 standard deviations; s = t uniform on [0, 1] (mean 1/2, sd 1/sqrt(12)).
+  const double q = pairs.diagonal_fraction, sd = std::sqrt(n * q * (1 - q));
+  CHECK(std::abs(diagonal - n * q) < 5 * sd);
+  CHECK(std::abs(s_sum / diagonal - 0.5) < 5 / std::sqrt(12 * diagonal));
+  // Off the diagonal, logit(t - s) ~ N(P_mean, P_std^2) (spec §8.3).
+  const double off = n - diagonal, mean = logit_sum / off, std_dev = std::sqrt(logit_square / off - mean * mean);
+  CHECK(std::abs(mean - pairs.p_mean) < 5 * pairs.p_std / std::sqrt(off));
+  CHECK(std::abs(std_dev - pairs.p_std) < 5 * pairs.p_std / std::sqrt(2 * off));
+
+  // Without the option no pair is diagonal, and bad shares are refused.
+  pairs.diagonal_fraction = 0;
+  ayf::sample_training_batch<B>(ctx, pairs, x0, batch);
+  CHECK((batch.t - batch.s).minCoeff() > 0.0);
+  pairs.diagonal_fraction = 1;
+  CHECK_THROWS_WITH(ayf::sample_training_batch<B>(ctx, pairs, x0, batch), Catch::Contains("diagonal_fraction"));
+  pairs.diagonal_fraction = 0.5;
+  pairs.consistency = true;
+  CHECK_THROWS_WITH(ayf::sample_training_batch<B>(ctx, pairs, x0, batch), Catch::Contains("consistency"));
+}

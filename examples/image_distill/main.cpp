@@ -349,16 +349,24 @@ int run(options o, process_group group) {
     ec.pairs.lambda_max = o.lambda_range[1];
     ec.pairs.p_mean = o.pair_mean;
     ec.pairs.p_std = o.pair_std;
+    ec.pairs.diagonal_fraction = o.pair_diagonal;
     ayf::ayf_emd_config scd_config = ec;
     scd_config.pairs.consistency = true;
+    scd_config.pairs.diagonal_fraction = 0;  // s = 0 always
     const std::set<std::string> methods(o.methods.begin(), o.methods.end());
     const std::string student_hint = concat("--student-lr (now ", number(o.student_lr),
-                                            "), --lambda-range, --tangent-warmup, --pair-mean, --pair-std");
+                                            "), --lambda-range, --tangent-warmup, --pair-mean, --pair-std, --pair-diagonal");
     std::map<std::string, unet> students;
     auto train_student = [&](const std::string& name, auto&& step) {
       unet& s = students.emplace(name, unet::from_teacher(ctx, teacher, sc)).first->second;
-      train_stage<B>(o, comm, d.train, stage_config(o, name, "student " + name, student_hint, o.student_steps, o.student_lr, o.student_ema),
-                     0.0, s, [&](auto& c, const tensor& x, const tensor* y, auto it) { return step(c, s, x, y, static_cast<double>(it)); });
+      ayf::train::trainer_config stage = stage_config(o, name, "student " + name, student_hint, o.student_steps, o.student_lr, o.student_ema);
+      const ayf::pair_sampler_config& pairs = name == "scd" ? scd_config.pairs : ec.pairs;
+      stage.settings["pair_mean"] = number(pairs.p_mean);
+      stage.settings["pair_std"] = number(pairs.p_std);
+      stage.settings["pair_diagonal"] = number(pairs.diagonal_fraction);
+      stage.settings["lambda_range"] = concat(number(pairs.lambda_min), ",", number(pairs.lambda_max));
+      stage.settings["tangent_warmup"] = number(ec.warmup_iterations);
+      train_stage<B>(o, comm, d.train, stage, 0.0, s, [&](auto& c, const tensor& x, const tensor* y, auto it) { return step(c, s, x, y, static_cast<double>(it)); });
     };
     if (methods.contains("ayf_emd")) {
       ayf::ayf_emd<B, unet> obj(ec);

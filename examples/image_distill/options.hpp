@@ -40,7 +40,7 @@ struct options {
   std::uint64_t teacher_steps = 6000, weak_steps = 1500, student_steps = 600, classifier_steps = 800;
   double lr = 1e-3, student_lr = 3e-4, label_dropout = 0.1, teacher_ema = 0.999, student_ema = 0.999;
   // P_mean -1.8 (median interval 0.14) keeps the short jumps of 8- and 16-step sampling trained.
-  double tangent_warmup = 150, lr_warmup = 100, pair_mean = -1.8, pair_std = 1.4;
+  double tangent_warmup = 150, lr_warmup = 100, pair_mean = -1.8, pair_std = 1.4, pair_diagonal = 0;
   std::vector<double> lambda_range{1.0, 2.0};
   std::size_t classifier_base = 16, classifier_features = 128;
   std::uint64_t checkpoint_every = 500, progress_every = 100;
@@ -189,6 +189,8 @@ inline void add_options(CLI::App& app, options& o) {
   add_number(app, "--lr-warmup", o.lr_warmup, "learning-rate warmup steps", {0.0, 1e9});
   add_number(app, "--pair-mean", o.pair_mean, "P_mean of the logit-normal interval t - s", {-10.0, 10.0});
   add_number(app, "--pair-std", o.pair_std, "P_std of the logit-normal interval t - s", {0.0, 10.0, true, false});
+  add_number(app, "--pair-diagonal", o.pair_diagonal,
+             "share of the students' pairs with s = t (flow matching toward the guided teacher)", {0.0, 1.0, false, true});
   add_number_list(app, "--lambda-range", o.lambda_range, "guidance scales lambda ~ U[min, max] seen by the students",
                   {0.0, 100.0}, 2, 2);
   add_number(app, "--inference-lambda", o.inference_lambda, "guidance scale at sampling", {0.0, 100.0});
