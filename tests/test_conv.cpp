@@ -1,7 +1,8 @@
-// Tests of the convolutional layers (ayf/nn/conv.hpp, group_norm.hpp, resample.hpp) on the Eigen
-// backend: forward against direct loops written here, the JVP on stacked [x; dx] rows (primal equals
-// forward, tangent against central finite differences in double), backward against random
-// directional finite differences of a scalar loss, and the resampling adjoints.
+// Tests of the convolutional layers (ayf/nn/conv.hpp, group_norm.hpp and its group_norm_silu,
+// resample.hpp) on the Eigen backend: forward against direct loops written here, the JVP on stacked
+// [x; dx] rows (primal equals forward, tangent against central finite differences in double),
+// backward against random directional finite differences of a scalar loss, and the resampling
+// adjoints.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -305,6 +306,73 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   REQUIRE_THROWS_WITH(ayf::nn::group_norm<B>(layout, "bad", im, 4), Catch::Contains("'groups'"));
 }
 
+TEST_CASE("group_norm_silu is silu of the GroupNorm, and its JVP and backward match finite differences",
+          "[nn][conv][cpu]") {
+  B::context ctx(26);
+  const image_shape im{4, 3, 6};
+  const std::size_t groups = GENERATE(std::size_t{1}, std::size_t{3}), batch = 3;
+  const bool reference = GENERATE(false, true);  // the fused primitives, then group_norm's gather path + activation
+  ayf::nn::parameter_layout layout;
+  ayf::nn::group_norm_silu<B> layer(layout, "norm", im, groups);
+  layer.use_reference_path(reference);
+  ayf::nn::parameter_set<B> params(ctx, layout);
+  REQUIRE(layout.find("norm.gamma") != nullptr);  // group_norm's parameters: its checkpoints load
+  REQUIRE(layout.find("norm.beta") != nullptr);
+  B::randn(ctx, params.values);
+  ayf::nn::workspace<B> ws;
+  B::tensor x = random(ctx, shape(batch, im.size()));
+  x = 2 * x + B::tensor::Constant(x.rows(), x.cols(), 0.7);
+  INFO("groups " << groups << (reference ? ", composed path" : ", fused primitives"));
+
+  // silu(z) of a plain GroupNorm's z, by a loop.
+  B::tensor y;
+  ayf::nn::group_norm_silu_state<B> st;
+  layer.forward(ctx, params, x, y, st, ws, batch);
+  CHECK(st.fused == !reference);
+  ayf::nn::group_norm_state<B> plain_state;
+  B::tensor z;
+  layer.norm().forward(ctx, params, x, z, plain_state, ws, batch);
+  double worst = 0;
+  for (Index i = 0; i < z.size(); ++i) {
+    const double zi = z.data()[i];
+    worst = std::max(worst, std::abs(y.data()[i] - zi / (1 + std::exp(-zi))));
+  }
+  INFO("max |group_norm_silu - silu(group_norm)| " << worst);
+  CHECK(worst < 1e-13);
+
+  layer_functions f;
+  f.forward = [&](const B::tensor& input) {
+    B::tensor o;
+    ayf::nn::group_norm_silu_state<B> s;
+    layer.forward(ctx, params, input, o, s, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
+    B::tensor o;
+    layer.forward(ctx, params, stack(input, tangent), o, st, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
+    B::tensor o, g;
+    layer.forward(ctx, params, input, o, st, ws, static_cast<std::size_t>(input.rows()));
+    layer.backward(ctx, params, input, st, grad_y, &g, ws, ayf::nn::gradient_mode::both);
+    return g;
+  };
+  check_jvp(ctx, f, x, 1e-6);
+  check_backward(ctx, params, f, x, true);
+  // backward after a stacked pass uses its primal values.
+  const B::tensor dx = random(ctx, B::shape_of(x)), w = random(ctx, B::shape_of(x));
+  params.zero_gradients(ctx);
+  const B::tensor g_plain = f.backward(x, w);
+  const B::tensor grads_plain = params.gradients;
+  f.jvp_pass(x, dx);
+  B::tensor g_stacked;
+  params.zero_gradients(ctx);
+  layer.backward(ctx, params, x, st, w, &g_stacked, ws, ayf::nn::gradient_mode::both);
+  CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
+  CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
+}
+
 TEST_CASE("upsampling, average pooling and channel concatenation equal direct loops and their adjoints",
           "[nn][conv][cpu]") {
   B::context ctx(27);
@@ -425,6 +493,14 @@ TEST_CASE("conv2d, GroupNorm and resampling pass the shared layer checks (JVP, b
     auto params = ayf_test::random_parameters(ctx, layout, 45);
     ayf_test::unary_layer_probe<ayf::nn::group_norm<layer_backend>> probe(norm, params);
     check_layer(probe.probe(), 3, im.size(), 55, -1.0, 2.0);
+  }
+  for (const bool reference : {false, true}) {
+    ayf::nn::parameter_layout layout;
+    ayf::nn::group_norm_silu<layer_backend> norm(layout, "norm", im, 2);
+    norm.use_reference_path(reference);
+    auto params = ayf_test::random_parameters(ctx, layout, 46);
+    ayf_test::unary_layer_probe<ayf::nn::group_norm_silu<layer_backend>> probe(norm, params);
+    check_layer(probe.probe(), 3, im.size(), 56, -1.0, 2.0);
   }
   ayf::nn::parameter_set<layer_backend> none_params(ctx, ayf::nn::parameter_layout{});
   const ayf::nn::avg_pool<layer_backend> pool(im);
@@ -662,17 +738,44 @@ TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index 
 
 namespace {
 
-/// GroupNorm through the host primitives (B::group_norm_forward / group_norm_backward on the
-/// channels-last layout) against the gather path in precision S: forward on n rows (y, xhat, rstd)
-/// and on stacked [x; dx] rows, backward in every gradient mode with fresh and accumulated
-/// parameter gradients, after a primal and after a stacked pass. Groups of 1 to 130 channels
-/// (several runs of host_kernels::group_norm_lanes, several blocks per sample), G = 1 and G = C,
-/// odd and one-pixel images, random gamma and beta.
-template <class S>
+/// GroupNorm (Layer = group_norm) through the host primitives (B::group_norm_forward /
+/// group_norm_backward on the channels-last layout) against the gather path, or GroupNorm + SiLU
+/// (Layer = group_norm_silu) through the fused primitives against the gather path composed with the
+/// activation layer, in precision S: forward on n rows (y, xhat, rstd) and on stacked [x; dx] rows,
+/// backward in every gradient mode with fresh and accumulated parameter gradients, after a primal
+/// and after a stacked pass. Groups of 1 to 130 channels (several runs of
+/// host_kernels::group_norm_lanes, several blocks per sample), G = 1 and G = C, odd and one-pixel
+/// images, random gamma and beta.
+template <class S, template <class> class Layer>
 void check_group_norm_primitives_against_gather(double bound) {
   using BS = ayf::eigen_backend<S>;
   using tensor = typename BS::tensor;
-  static_assert(d::has_group_norm_primitives<BS>, "the host backends bring the GroupNorm primitives");
+  using layer_type = Layer<BS>;
+  constexpr bool fused = std::is_same_v<layer_type, ayf::nn::group_norm_silu<BS>>;
+  static_assert(d::has_group_norm_primitives<BS> && d::has_group_norm_silu_primitives<BS>,
+                "the host backends bring the GroupNorm primitives");
+  // The fields of a state: whether it is on the fast path, and its GroupNorm part.
+  auto fast_state = [](const typename layer_type::state& st) {
+    if constexpr (fused) {
+      return st.fused && st.norm.image_layout;
+    } else {
+      return st.image_layout;
+    }
+  };
+  auto norm_state = [](const typename layer_type::state& st) -> const ayf::nn::group_norm_state<BS>& {
+    if constexpr (fused) {
+      return st.norm;
+    } else {
+      return st;
+    }
+  };
+  auto norm_of = [](const layer_type& layer) -> const ayf::nn::group_norm<BS>& {
+    if constexpr (fused) {
+      return layer.norm();
+    } else {
+      return layer;
+    }
+  };
   typename BS::context ctx(79);
   struct norm_case {
     image_shape image;
@@ -692,8 +795,8 @@ void check_group_norm_primitives_against_gather(double bound) {
     INFO("image " << im.height << "x" << im.width << "x" << im.channels << ", groups " << nc.groups);
     ayf::nn::parameter_layout layout;
     layout.add("unrelated", 1, 3);  // the norm's blocks need not start the buffer
-    ayf::nn::group_norm<BS> fast(layout, "norm", im, nc.groups);
-    ayf::nn::group_norm<BS> reference = fast;
+    layer_type fast(layout, "norm", im, nc.groups);
+    layer_type reference = fast;
     reference.use_reference_path(true);
     REQUIRE(reference.reference_path());
     REQUIRE_FALSE(fast.reference_path());
@@ -708,20 +811,21 @@ void check_group_norm_primitives_against_gather(double bound) {
     tensor grad_y = BS::make(ctx, shape(n, im.size()));
     BS::randn(ctx, grad_y);
 
-    ayf::nn::group_norm_state<BS> st_fast, st_ref;
+    typename layer_type::state st_fast, st_ref;
     tensor y_fast, y_ref, xhat_fast, xhat_ref;
     for (const bool jvp : {false, true}) {
       INFO((jvp ? "after a stacked pass" : "after a primal pass"));
       const tensor& input = jvp ? stacked : x;
       fast.forward(ctx, params, input, y_fast, st_fast, ws, n);
       reference.forward(ctx, params, input, y_ref, st_ref, ws, n);
-      REQUIRE(st_fast.image_layout);
-      REQUIRE_FALSE(st_ref.image_layout);
+      REQUIRE(fast_state(st_fast));
+      REQUIRE_FALSE(fast_state(st_ref));
+      REQUIRE_FALSE(norm_state(st_ref).image_layout);
       CHECK(diff(y_fast, y_ref) <= bound);
-      fast.normalised(ctx, st_fast, xhat_fast);
-      reference.normalised(ctx, st_ref, xhat_ref);
+      norm_of(fast).normalised(ctx, norm_state(st_fast), xhat_fast);
+      norm_of(reference).normalised(ctx, norm_state(st_ref), xhat_ref);
       CHECK(diff(xhat_fast, xhat_ref) <= bound);
-      CHECK(diff(st_fast.rstd, st_ref.rstd) <= bound);
+      CHECK(diff(norm_state(st_fast).rstd, norm_state(st_ref).rstd) <= bound);
 
       using ayf::nn::gradient_mode;
       for (const gradient_mode mode : {gradient_mode::parameters, gradient_mode::inputs, gradient_mode::both}) {
@@ -764,8 +868,15 @@ void check_group_norm_primitives_against_gather(double bound) {
 
 TEST_CASE("group_norm: the host primitives on the channels-last layout equal the gather path, float and double",
           "[nn][conv][cpu]") {
-  check_group_norm_primitives_against_gather<double>(1e-12);
-  check_group_norm_primitives_against_gather<float>(1e-5);
+  check_group_norm_primitives_against_gather<double, ayf::nn::group_norm>(1e-12);
+  check_group_norm_primitives_against_gather<float, ayf::nn::group_norm>(1e-5);
+}
+
+TEST_CASE("group_norm_silu: the fused host primitives equal the gather path composed with the activation, float "
+          "and double",
+          "[nn][conv][cpu]") {
+  check_group_norm_primitives_against_gather<double, ayf::nn::group_norm_silu>(1e-12);
+  check_group_norm_primitives_against_gather<float, ayf::nn::group_norm_silu>(1e-5);
 }
 
 TEST_CASE("host group_norm primitives check their arguments, give the same bits however the tasks are split, and "
@@ -815,7 +926,28 @@ TEST_CASE("host group_norm primitives check their arguments, give the same bits 
       CHECK((gx1.array() == gx2.array()).all());
       CHECK((a1.array() == a2.array()).all());
       CHECK((b1.array() == b2.array()).all());
+      // GroupNorm + SiLU fused likewise.
+      B::tensor s1, s2;
+      B::group_norm_silu_forward(serial, y1, h1, r1, s1, xs, g, bt, 3, dd);
+      B::group_norm_silu_forward(split, y2, h2, r2, s2, xs, g, bt, 3, dd);
+      B::group_norm_silu_backward(serial, &gx1, a1, b1, h1, r1, s1, dys, g, dd);
+      B::group_norm_silu_backward(split, &gx2, a2, b2, h2, r2, s2, dys, g, dd);
+      CHECK((y1.array() == y2.array()).all());
+      CHECK((s1.array() == s2.array()).all());
+      CHECK((gx1.array() == gx2.array()).all());
+      CHECK((a1.array() == a2.array()).all());
+      CHECK((b1.array() == b2.array()).all());
     }
+  }
+  {
+    B::tensor slope;
+    B::group_norm_silu_forward(ctx, y, xhat, rstd, slope, x, gamma, beta, 2, dims);
+    CHECK(B::shape_of(slope) == shape(2, 24));
+    REQUIRE_THROWS_WITH(B::group_norm_silu_forward(ctx, y, xhat, rstd, slope, x, gamma, beta, 3, dims),
+                        Catch::Contains("group_norm_silu_forward"));
+    REQUIRE_THROWS_WITH(B::group_norm_silu_backward(ctx, &grad_x, sum_xhat, sum_dy, xhat, rstd, random(ctx, shape(2, 23)),
+                                                    dy, gamma, dims),
+                        Catch::Contains("'slope'"));
   }
 
   // The layer, warmed up: a stacked forward and a backward allocate nothing (this thread's count;
@@ -836,5 +968,18 @@ TEST_CASE("host group_norm primitives check their arguments, give the same bits 
     norm.backward(ctx, params, stacked, st, grad_y, &grad_in, ws, ayf::nn::gradient_mode::both);
     if (step > 0) allocations += ayf_test_alloc::new_calls - before;
   }
+  CHECK(allocations == 0);
+  // The fused GroupNorm + SiLU as well.
+  ayf::nn::parameter_layout fused_layout;
+  const ayf::nn::group_norm_silu<B> fused(fused_layout, "norm", im, 4);
+  ayf::nn::group_norm_silu_state<B> fused_state;
+  allocations = 0;
+  for (int step = 0; step < 3; ++step) {
+    const std::size_t before = ayf_test_alloc::new_calls;
+    fused.forward(ctx, params, stacked, out, fused_state, ws, 2);
+    fused.backward(ctx, params, stacked, fused_state, grad_y, &grad_in, ws, ayf::nn::gradient_mode::both);
+    if (step > 0) allocations += ayf_test_alloc::new_calls - before;
+  }
+  CHECK(fused_state.fused);
   CHECK(allocations == 0);
 }

@@ -256,33 +256,17 @@ struct host_backend {
   template <class Y, class Xhat, class Rstd, class X, class Gamma, class Beta>
   static void group_norm_forward(context& ctx, Y&& y, Xhat&& xhat, Rstd&& rstd, const X& x, const Gamma& gamma,
                                  const Beta& beta, std::size_t n, const host_kernels::group_norm_dims& d) {
-    static_assert(is_operand<X> && is_operand<Gamma> && is_operand<Beta>,
-                  "group_norm_forward: x, gamma and beta must be tensors or views");
-    require_group_norm("group_norm_forward", d);
-    const std::size_t image = d.pixels * d.channels, rows = shape_of(x).rows;
-    if (shape_of(x).cols != image || n == 0 || (rows != n && rows != 2 * n))
-      throw_argument_error("group_norm_forward", "x", detail::concat(n, " or ", 2 * n, " rows of ", image, " values"),
-                           shape_of(x));
-    require_shape("group_norm_forward", "gamma", shape(1, d.channels), shape_of(gamma));
-    require_shape("group_norm_forward", "beta", shape(1, d.channels), shape_of(beta));
-    require_no_resized_alias("group_norm_forward", y, shape(rows, image), x, gamma, beta);
-    require_no_resized_alias("group_norm_forward", xhat, shape(n, image), x, gamma, beta);
-    require_no_resized_alias("group_norm_forward", rstd, shape::vector(n * d.groups), x, gamma, beta);
-    resize(ctx, y, shape(rows, image));
-    resize(ctx, xhat, shape(n, image));
-    resize(ctx, rstd, shape::vector(n * d.groups));
-    scalar* py = data(y);
-    scalar* ph = data(xhat);
-    scalar* pr = data(rstd);
-    const scalar* px = data(x);
-    const scalar* pg = data(gamma);
-    const scalar* pb = data(beta);
-    const bool tangent = rows == 2 * n;
-    const std::size_t blocks = host_kernels::group_norm_blocks(d);
-    const std::size_t work = (tangent ? 8 : 4) * image / blocks;
-    ctx.executor.for_blocks(n * blocks, work, [&](std::size_t begin, std::size_t end) {
-      host_kernels::group_norm_forward(begin, end, d, n, tangent, py, ph, pr, px, pg, pb);
-    });
+    group_norm_forward_pass("group_norm_forward", ctx, y, xhat, rstd, static_cast<tensor*>(nullptr), x, gamma, beta,
+                            n, d);
+  }
+
+  /// GroupNorm then SiLU in the same passes: y = silu(z) with z = gamma xhat + beta on rows [0, n),
+  /// slope ([n, P*C], resized) = silu'(z), and the tangent rows slope dz (dz as group_norm_forward's).
+  template <class Y, class Xhat, class Rstd, class Slope, class X, class Gamma, class Beta>
+  static void group_norm_silu_forward(context& ctx, Y&& y, Xhat&& xhat, Rstd&& rstd, Slope&& slope, const X& x,
+                                      const Gamma& gamma, const Beta& beta, std::size_t n,
+                                      const host_kernels::group_norm_dims& d) {
+    group_norm_forward_pass("group_norm_silu_forward", ctx, y, xhat, rstd, &slope, x, gamma, beta, n, d);
   }
 
   /// The backward of group_norm_forward given dy ([n, P*C]) and the saved xhat ([n, P*C]) and rstd
@@ -293,35 +277,19 @@ struct host_backend {
   static void group_norm_backward(context& ctx, tensor* grad_x, SumXhat&& sum_xhat, SumDy&& sum_dy, const Xhat& xhat,
                                   const Rstd& rstd, const Dy& dy, const Gamma& gamma,
                                   const host_kernels::group_norm_dims& d) {
-    static_assert(is_operand<Xhat> && is_operand<Rstd> && is_operand<Dy> && is_operand<Gamma>,
-                  "group_norm_backward: xhat, rstd, dy and gamma must be tensors or views");
-    require_group_norm("group_norm_backward", d);
-    const std::size_t image = d.pixels * d.channels, n = shape_of(dy).rows;
-    require_shape("group_norm_backward", "dy", shape(n, image), shape_of(dy));
-    require_shape("group_norm_backward", "xhat", shape(n, image), shape_of(xhat));
-    require_vector("group_norm_backward", "rstd", n * d.groups, shape_of(rstd));
-    require_shape("group_norm_backward", "gamma", shape(1, d.channels), shape_of(gamma));
-    const shape sums(n, d.channels);
-    require_no_resized_alias("group_norm_backward", sum_xhat, sums, xhat, rstd, dy, gamma);
-    require_no_resized_alias("group_norm_backward", sum_dy, sums, xhat, rstd, dy, gamma);
-    resize(ctx, sum_xhat, sums);
-    resize(ctx, sum_dy, sums);
-    scalar* pgx = nullptr;
-    if (grad_x != nullptr) {
-      require_no_resized_alias("group_norm_backward", *grad_x, shape(n, image), xhat, rstd, dy, gamma);
-      resize(ctx, *grad_x, shape(n, image));
-      pgx = data(*grad_x);
-    }
-    scalar* psx = data(sum_xhat);
-    scalar* psd = data(sum_dy);
-    const scalar* ph = data(xhat);
-    const scalar* pr = data(rstd);
-    const scalar* pd = data(dy);
-    const scalar* pg = data(gamma);
-    const std::size_t blocks = host_kernels::group_norm_blocks(d);
-    ctx.executor.for_blocks(n * blocks, 4 * image / blocks, [&](std::size_t begin, std::size_t end) {
-      host_kernels::group_norm_backward(begin, end, d, pgx, psx, psd, ph, pr, pd, pg);
-    });
+    group_norm_backward_pass("group_norm_backward", ctx, grad_x, sum_xhat, sum_dy, xhat, rstd,
+                             static_cast<const tensor*>(nullptr), dy, gamma, d);
+  }
+
+  /// The backward of group_norm_silu_forward given da = dL/dy of its output and its slope: that of
+  /// group_norm_backward with dy = slope da, in the same passes.
+  template <class SumXhat, class SumDy, class Xhat, class Rstd, class Slope, class Da, class Gamma>
+  static void group_norm_silu_backward(context& ctx, tensor* grad_x, SumXhat&& sum_xhat, SumDy&& sum_dy,
+                                       const Xhat& xhat, const Rstd& rstd, const Slope& slope, const Da& da,
+                                       const Gamma& gamma, const host_kernels::group_norm_dims& d) {
+    static_assert(is_operand<Slope>, "group_norm_silu_backward: slope must be a tensor or view");
+    group_norm_backward_pass("group_norm_silu_backward", ctx, grad_x, sum_xhat, sum_dy, xhat, rstd, &slope, da, gamma,
+                             d);
   }
 
   // ---- the tiled stencil products (conv2d's host path) ---------------------------------------
@@ -729,6 +697,92 @@ private:
     if (d.groups == 0 || d.channels % d.groups != 0)
       throw_argument_error(where, "groups", detail::concat("a divisor of the channel count ", d.channels), d.groups);
     require(d.eps > 0, where, "eps", "a positive value", d.eps);
+  }
+
+  /// group_norm_forward, and with slope not null group_norm_silu_forward (its slope output).
+  template <class Y, class Xhat, class Rstd, class Slope, class X, class Gamma, class Beta>
+  static void group_norm_forward_pass(const char* where, context& ctx, Y& y, Xhat& xhat, Rstd& rstd, Slope* slope,
+                                      const X& x, const Gamma& gamma, const Beta& beta, std::size_t n,
+                                      const host_kernels::group_norm_dims& d) {
+    static_assert(is_operand<X> && is_operand<Gamma> && is_operand<Beta>,
+                  "group_norm_forward: x, gamma and beta must be tensors or views");
+    require_group_norm(where, d);
+    const std::size_t image = d.pixels * d.channels, rows = shape_of(x).rows;
+    if (shape_of(x).cols != image || n == 0 || (rows != n && rows != 2 * n))
+      throw_argument_error(where, "x", detail::concat(n, " or ", 2 * n, " rows of ", image, " values"), shape_of(x));
+    require_shape(where, "gamma", shape(1, d.channels), shape_of(gamma));
+    require_shape(where, "beta", shape(1, d.channels), shape_of(beta));
+    require_no_resized_alias(where, y, shape(rows, image), x, gamma, beta);
+    require_no_resized_alias(where, xhat, shape(n, image), x, gamma, beta);
+    require_no_resized_alias(where, rstd, shape::vector(n * d.groups), x, gamma, beta);
+    scalar* ps = nullptr;
+    if (slope != nullptr) {
+      require_no_resized_alias(where, *slope, shape(n, image), x, gamma, beta);
+      resize(ctx, *slope, shape(n, image));
+      ps = data(*slope);
+    }
+    resize(ctx, y, shape(rows, image));
+    resize(ctx, xhat, shape(n, image));
+    resize(ctx, rstd, shape::vector(n * d.groups));
+    scalar* py = data(y);
+    scalar* ph = data(xhat);
+    scalar* pr = data(rstd);
+    const scalar* px = data(x);
+    const scalar* pg = data(gamma);
+    const scalar* pb = data(beta);
+    const bool tangent = rows == 2 * n;
+    const std::size_t blocks = host_kernels::group_norm_blocks(d);
+    const std::size_t work = (tangent ? 8 : 4) * image / blocks;
+    ctx.executor.for_blocks(n * blocks, work, [&](std::size_t begin, std::size_t end) {
+      host_kernels::group_norm_forward(begin, end, d, n, tangent, py, ph, pr, ps, px, pg, pb);
+    });
+  }
+
+  /// group_norm_backward, and with slope not null group_norm_silu_backward.
+  template <class SumXhat, class SumDy, class Xhat, class Rstd, class Slope, class Dy, class Gamma>
+  static void group_norm_backward_pass(const char* where, context& ctx, tensor* grad_x, SumXhat& sum_xhat,
+                                       SumDy& sum_dy, const Xhat& xhat, const Rstd& rstd, const Slope* slope,
+                                       const Dy& dy, const Gamma& gamma, const host_kernels::group_norm_dims& d) {
+    static_assert(is_operand<Xhat> && is_operand<Rstd> && is_operand<Dy> && is_operand<Gamma>,
+                  "group_norm_backward: xhat, rstd, dy and gamma must be tensors or views");
+    require_group_norm(where, d);
+    const std::size_t image = d.pixels * d.channels, n = shape_of(dy).rows;
+    require_shape(where, "dy", shape(n, image), shape_of(dy));
+    require_shape(where, "xhat", shape(n, image), shape_of(xhat));
+    require_vector(where, "rstd", n * d.groups, shape_of(rstd));
+    require_shape(where, "gamma", shape(1, d.channels), shape_of(gamma));
+    const scalar* pslope = nullptr;
+    if (slope != nullptr) {
+      require_shape(where, "slope", shape(n, image), shape_of(*slope));
+      pslope = data(*slope);
+    }
+    const shape sums(n, d.channels);
+    require_no_resized_alias(where, sum_xhat, sums, xhat, rstd, dy, gamma);
+    require_no_resized_alias(where, sum_dy, sums, xhat, rstd, dy, gamma);
+    if (slope != nullptr) {
+      require_no_resized_alias(where, sum_xhat, sums, *slope);
+      require_no_resized_alias(where, sum_dy, sums, *slope);
+    }
+    resize(ctx, sum_xhat, sums);
+    resize(ctx, sum_dy, sums);
+    scalar* pgx = nullptr;
+    if (grad_x != nullptr) {
+      require_no_resized_alias(where, *grad_x, shape(n, image), xhat, rstd, dy, gamma);
+      if (slope != nullptr) require_no_resized_alias(where, *grad_x, shape(n, image), *slope);
+      resize(ctx, *grad_x, shape(n, image));
+      pgx = data(*grad_x);
+    }
+    scalar* psx = data(sum_xhat);
+    scalar* psd = data(sum_dy);
+    const scalar* ph = data(xhat);
+    const scalar* pr = data(rstd);
+    const scalar* pd = data(dy);
+    const scalar* pg = data(gamma);
+    const std::size_t blocks = host_kernels::group_norm_blocks(d);
+    ctx.executor.for_blocks(n * blocks, (slope != nullptr ? 5 : 4) * image / blocks,
+                            [&](std::size_t begin, std::size_t end) {
+                              host_kernels::group_norm_backward(begin, end, d, pgx, psx, psd, ph, pr, pslope, pd, pg);
+                            });
   }
 
   /// Raises at the first label of index that is not an integer below table_rows.

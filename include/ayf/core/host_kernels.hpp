@@ -176,33 +176,54 @@ void for_group_norm_runs(const group_norm_dims& d, std::size_t g0, std::size_t g
 }
 
 /// The per-channel sums over one sample's pixels, in double, of v and of v xhat (both that sample's
-/// row, image layout) for the runs of groups [g0, g1): done(c0, width, sum_v, sum_v_xhat).
+/// row, image layout) for the runs of groups [g0, g1): done(c0, width, sum_v, sum_v_xhat). With
+/// `slope` not null (that sample's row too), v is slope times the values given (in S).
 template <class S, class Done>
 void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size_t g1, const S* v, const S* xhat,
-                             const Done& done) {
+                             const S* slope, const Done& done) {
   const std::size_t c = d.channels;
   for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
     double acc1[group_norm_lanes] = {}, acc2[group_norm_lanes] = {};
     for (std::size_t p = 0; p < d.pixels; ++p) {
       const S* vp = v + p * c + c0;
       const S* hp = xhat + p * c + c0;
-      for (std::size_t j = 0; j < width; ++j) {
-        const double value = static_cast<double>(vp[j]);
-        acc1[j] += value;
-        acc2[j] += value * static_cast<double>(hp[j]);
+      if (slope == nullptr) {
+        for (std::size_t j = 0; j < width; ++j) {
+          const double value = static_cast<double>(vp[j]);
+          acc1[j] += value;
+          acc2[j] += value * static_cast<double>(hp[j]);
+        }
+      } else {
+        const S* sp = slope + p * c + c0;
+        for (std::size_t j = 0; j < width; ++j) {
+          const double value = static_cast<double>(sp[j] * vp[j]);
+          acc1[j] += value;
+          acc2[j] += value * static_cast<double>(hp[j]);
+        }
       }
     }
     done(c0, width, acc1, acc2);
   });
 }
 
+/// SiLU of z and its slope, with one exp: silu(z) = z / (1 + e^-z), silu'(z) = sigmoid(z) (1 + z (1 -
+/// sigmoid(z))), the same operations as the activation layer's functors.
+template <class S>
+inline S silu_with_slope(S z, S& slope) {
+  const S denominator = S(1) + std::exp(-z), sg = S(1) / denominator;
+  slope = sg * (S(1) + z * (S(1) - sg));
+  return z / denominator;
+}
+
 /// GroupNorm forward for tasks [begin, end) (task = b * group_norm_blocks + block), one (sample,
 /// block) at a time: mu = mean x, var = mean (x - mu)^2 per (b, g) in double, rstd[b G + g] =
 /// 1 / sqrt(var + eps), xhat = (x - mu) rstd (row b of xhat, the image layout), y = gamma xhat + beta
 /// (row b). With `tangent`, the tangent row n + b: dy = gamma rstd (dx - mean(dx) - xhat mean(xhat dx)).
+/// With `slope` not null, SiLU follows in the same pass: y = silu(z) with z = gamma xhat + beta,
+/// slope (row b, [n, P*C]) = silu'(z), and the tangent row is slope dz.
 template <class S>
 void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dims& d, std::size_t n, bool tangent,
-                        S* y, S* xhat, S* rstd, const S* x, const S* gamma, const S* beta) {
+                        S* y, S* xhat, S* rstd, S* slope, const S* x, const S* gamma, const S* beta) {
   constexpr std::size_t lanes = group_norm_lanes;
   const std::size_t c = d.channels, cg = c / d.groups, row = d.pixels * c;
   const double inv_m = 1.0 / static_cast<double>(d.pixels * cg);
@@ -244,7 +265,8 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
       r[k] = 1.0 / std::sqrt(s1[k] * inv_m + d.eps);
       rstd[b * d.groups + g0 + k] = static_cast<S>(r[k]);
     }
-    // xhat = (x - mu) rstd, y = gamma xhat + beta.
+    // xhat = (x - mu) rstd, y = gamma xhat + beta (or silu of it, and its slope).
+    S* sb = slope != nullptr ? slope + b * row : nullptr;
     for_group_norm_runs(d, g0, g1, [&](std::size_t c0, std::size_t width) {
       S mu[lanes], rs[lanes], ga[lanes], be[lanes];
       for (std::size_t j = 0; j < width; ++j) {
@@ -257,10 +279,19 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
         const S* xp = xb + p * c + c0;
         S* hp = hb + p * c + c0;
         S* yp = yb + p * c + c0;
-        for (std::size_t j = 0; j < width; ++j) {
-          const S h = (xp[j] - mu[j]) * rs[j];
-          hp[j] = h;
-          yp[j] = ga[j] * h + be[j];
+        if (sb == nullptr) {
+          for (std::size_t j = 0; j < width; ++j) {
+            const S h = (xp[j] - mu[j]) * rs[j];
+            hp[j] = h;
+            yp[j] = ga[j] * h + be[j];
+          }
+        } else {
+          S* sp = sb + p * c + c0;
+          for (std::size_t j = 0; j < width; ++j) {
+            const S h = (xp[j] - mu[j]) * rs[j];
+            hp[j] = h;
+            yp[j] = silu_with_slope(ga[j] * h + be[j], sp[j]);
+          }
         }
       }
     });
@@ -269,7 +300,7 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
     const S* vb = x + (n + b) * row;
     S* tb = y + (n + b) * row;
     for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
-    group_norm_channel_sums(d, g0, g1, vb, hb, [&](std::size_t c0, std::size_t width, const double* acc1,
+    group_norm_channel_sums(d, g0, g1, vb, hb, static_cast<const S*>(nullptr), [&](std::size_t c0, std::size_t width, const double* acc1,
                                                     const double* acc2) {
       for (std::size_t j = 0; j < width; ++j) {
         s1[group_of(c0 + j)] += acc1[j];
@@ -288,7 +319,12 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
         const S* vp = vb + p * c + c0;
         const S* hp = hb + p * c + c0;
         S* tp = tb + p * c + c0;
-        for (std::size_t j = 0; j < width; ++j) tp[j] = scale[j] * (vp[j] - mv[j] - hp[j] * moment[j]);
+        if (sb == nullptr) {
+          for (std::size_t j = 0; j < width; ++j) tp[j] = scale[j] * (vp[j] - mv[j] - hp[j] * moment[j]);
+        } else {
+          const S* sp = sb + p * c + c0;
+          for (std::size_t j = 0; j < width; ++j) tp[j] = sp[j] * (scale[j] * (vp[j] - mv[j] - hp[j] * moment[j]));
+        }
       }
     });
   }
@@ -297,10 +333,12 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
 /// GroupNorm backward for tasks [begin, end) as group_norm_forward's, given dy ([n, P*C]) and the
 /// saved xhat (image layout) and rstd: per sample b and channel, sum_xhat[b, c] = sum_p dy xhat and
 /// sum_dy[b, c] = sum_p dy ([n, C]; their column sums are dgamma and dbeta), and, when grad_x is not
-/// null, grad_x = J (gamma dy) = rstd (v - mean(v) - xhat mean(xhat v)) with v = gamma dy.
+/// null, grad_x = J (gamma dy) = rstd (v - mean(v) - xhat mean(xhat v)) with v = gamma dy. With
+/// `slope` not null (the forward's silu'(z), [n, P*C]) the given values are dL/d silu(z) and dy is
+/// slope times them (the SiLU backward in the same passes).
 template <class S>
 void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_dims& d, S* grad_x, S* sum_xhat,
-                         S* sum_dy, const S* xhat, const S* rstd, const S* dy, const S* gamma) {
+                         S* sum_dy, const S* xhat, const S* rstd, const S* slope, const S* dy, const S* gamma) {
   constexpr std::size_t lanes = group_norm_lanes;
   const std::size_t c = d.channels, cg = c / d.groups, row = d.pixels * c;
   const double inv_m = 1.0 / static_cast<double>(d.pixels * cg);
@@ -309,11 +347,12 @@ void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_di
     const std::size_t b = block.b, g0 = block.g0, g1 = block.g1;
     const S* hb = xhat + b * row;
     const S* db = dy + b * row;
+    const S* sb = slope != nullptr ? slope + b * row : nullptr;
     auto group_of = [&](std::size_t ch) { return ch / cg - g0; };
     // s1 = sum v, s2 = sum xhat v per group, from the channel sums of dy and dy xhat times gamma.
     double s1[lanes], s2[lanes];
     for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
-    group_norm_channel_sums(d, g0, g1, db, hb, [&](std::size_t c0, std::size_t width, const double* acc1,
+    group_norm_channel_sums(d, g0, g1, db, hb, sb, [&](std::size_t c0, std::size_t width, const double* acc1,
                                                     const double* acc2) {
       for (std::size_t j = 0; j < width; ++j) {
         const double ga = static_cast<double>(gamma[c0 + j]);
@@ -338,7 +377,12 @@ void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_di
         const S* dp = db + p * c + c0;
         const S* hp = hb + p * c + c0;
         S* gp = gb + p * c + c0;
-        for (std::size_t j = 0; j < width; ++j) gp[j] = rs[j] * (ga[j] * dp[j] - mv[j] - hp[j] * moment[j]);
+        if (sb == nullptr) {
+          for (std::size_t j = 0; j < width; ++j) gp[j] = rs[j] * (ga[j] * dp[j] - mv[j] - hp[j] * moment[j]);
+        } else {
+          const S* sp = sb + p * c + c0;
+          for (std::size_t j = 0; j < width; ++j) gp[j] = rs[j] * (ga[j] * (sp[j] * dp[j]) - mv[j] - hp[j] * moment[j]);
+        }
       }
     });
   }

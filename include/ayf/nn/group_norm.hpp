@@ -4,6 +4,8 @@
 // Backends with GroupNorm primitives on the channels-last layout (B::group_norm_forward /
 // B::group_norm_backward, the host backends) use those; the generic path permutes the image into
 // group rows with B::gather and stays as the reference (use_reference_path).
+// group_norm_silu is GroupNorm followed by SiLU, a = silu(GN(x)), in the same passes where the
+// backend has the fused primitives (B::group_norm_silu_forward / _backward), else the composition.
 #pragma once
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "ayf/core/host_kernels.hpp"
+#include "ayf/nn/activation.hpp"
 #include "ayf/nn/conv.hpp"
 
 namespace ayf::nn {
@@ -83,6 +86,14 @@ concept has_group_norm_primitives =
       B::group_norm_backward(ctx, &t, v, v, t, t, t, v, d);
     };
 
+/// Whether B has GroupNorm followed by SiLU as fused primitives (host backends).
+template <class B>
+concept has_group_norm_silu_primitives =
+    requires(typename B::context& ctx, typename B::tensor& t, typename B::view v, const host_kernels::group_norm_dims& d) {
+      B::group_norm_silu_forward(ctx, t, t, t, t, v, v, v, std::size_t{1}, d);
+      B::group_norm_silu_backward(ctx, &t, v, v, t, t, t, v, v, d);
+    };
+
 }  // namespace detail
 
 /// What backward needs of one GroupNorm pass: the normalised primal xhat, in the image layout
@@ -121,6 +132,7 @@ public:
   [[nodiscard]] std::size_t groups() const { return m_groups; }
   [[nodiscard]] std::size_t input_size() const { return m_image.size(); }
   [[nodiscard]] std::size_t output_size() const { return m_image.size(); }
+  [[nodiscard]] double eps() const { return m_eps; }
   [[nodiscard]] std::size_t gamma_block() const { return m_gamma; }
   [[nodiscard]] std::size_t beta_block() const { return m_beta; }
   /// With `on`, the permutations into group rows (B::gather) and the generic reductions even where
@@ -261,6 +273,104 @@ private:
   double m_eps = 1e-5;
   std::size_t m_gamma = 0, m_beta = 0;
   bool m_reference = false;
+};
+
+/// What backward needs of one GroupNorm + SiLU pass: the GroupNorm state and, on the fused path,
+/// slope = silu'(z) ([n, P*C], z = GN(x) on the primal rows), or on the composed path z itself.
+template <backend B>
+struct group_norm_silu_state {
+  group_norm_state<B> norm{};
+  bool fused = false;
+  typename B::tensor slope{}, pre{};
+};
+
+/// a = silu(GN(x)) on a channels-last image, with its JVP (da = silu'(z) dz) and backward. The
+/// parameters are the GroupNorm's ("<name>.gamma", "<name>.beta"), so it reads the checkpoints of a
+/// group_norm followed by an activation. On backends with the fused primitives one pass writes xhat,
+/// a and the slope (one exp per value, none in backward); use_reference_path(true) composes
+/// group_norm's gather path with the activation layer (the reference the fused path is tested
+/// against).
+template <backend B>
+class group_norm_silu {
+public:
+  using tensor = typename B::tensor;
+  using context = typename B::context;
+  using scalar = typename B::scalar;
+  using state = group_norm_silu_state<B>;
+
+  group_norm_silu() = default;
+  group_norm_silu(parameter_layout& layout, const std::string& name, image_shape image, std::size_t groups,
+                  double eps = 1e-5)
+      : m_norm(layout, name, image, groups, eps), m_silu(image.size()) {}
+
+  [[nodiscard]] const image_shape& image() const { return m_norm.image(); }
+  [[nodiscard]] std::size_t groups() const { return m_norm.groups(); }
+  [[nodiscard]] std::size_t input_size() const { return m_norm.input_size(); }
+  [[nodiscard]] std::size_t output_size() const { return m_norm.output_size(); }
+  [[nodiscard]] const group_norm<B>& norm() const { return m_norm; }
+  /// With `on`, GroupNorm's gather path followed by the activation layer, even where the backend has
+  /// the fused primitives. backward follows the path of the forward pass that filled its state.
+  void use_reference_path(bool on) { m_norm.use_reference_path(on); }
+  [[nodiscard]] bool reference_path() const { return m_norm.reference_path(); }
+
+  void initialise(context& ctx, parameter_set<B>& params) const { m_norm.initialise(ctx, params); }
+
+  /// a = silu(GN(x)) on rows [0, n); with stacked rows [x; dx] also da = silu'(z) gamma J dx.
+  void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st, workspace<B>& ws,
+               std::size_t primal_rows) const {
+    if constexpr (detail::has_group_norm_silu_primitives<B>) {
+      if (!m_norm.reference_path()) {
+        const std::size_t rows = B::shape_of(x).rows, n = primal_rows;
+        require_shape("group_norm_silu::forward", "x", shape(rows, input_size()), B::shape_of(x));
+        require(rows == n || rows == 2 * n, "group_norm_silu::forward", "primal_rows", "the rows of x or half of them",
+                n);
+        B::group_norm_silu_forward(ctx, y, st.norm.xhat, st.norm.rstd, st.slope, x,
+                                   params.value(ctx, m_norm.gamma_block()), params.value(ctx, m_norm.beta_block()), n,
+                                   dims());
+        st.norm.batch = n;
+        st.norm.image_layout = true;
+        st.fused = true;
+        return;
+      }
+    }
+    st.fused = false;
+    no_state none;
+    m_norm.forward(ctx, params, x, st.pre, st.norm, ws, primal_rows);
+    m_silu.forward(ctx, params, st.pre, y, none, ws, primal_rows);
+  }
+
+  /// Given dL/da ([n, P*C]): dgamma, dbeta accumulate (mode) and grad_x = J^T (gamma silu'(z) dL/da).
+  void backward(context& ctx, parameter_set<B>& params, const tensor& x, const state& st, const tensor& grad_y,
+                tensor* grad_x, workspace<B>& ws, gradient_mode mode) const {
+    const std::size_t n = st.norm.batch, pc = input_size();
+    require_shape("group_norm_silu::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
+    if constexpr (detail::has_group_norm_silu_primitives<B>) {
+      if (st.fused) {
+        const std::size_t c = image().channels;
+        auto sum_xhat = detail::scratch<B>(ctx, ws.rows_a, shape(n, c));
+        auto sum_dy = detail::scratch<B>(ctx, ws.rows_b, shape(n, c));
+        B::group_norm_silu_backward(ctx, wants_inputs(mode) ? grad_x : nullptr, sum_xhat, sum_dy, st.norm.xhat,
+                                    st.norm.rstd, st.slope, grad_y, params.value(ctx, m_norm.gamma_block()), dims());
+        if (wants_parameters(mode)) {
+          B::sum_columns(ctx, params.gradient(ctx, m_norm.gamma_block()), 1.0, sum_xhat);
+          B::sum_columns(ctx, params.gradient(ctx, m_norm.beta_block()), 1.0, sum_dy);
+        }
+        return;
+      }
+    }
+    const no_state none;
+    m_silu.backward(ctx, params, st.pre, none, grad_y, &m_grad_pre, ws, gradient_mode::inputs);
+    m_norm.backward(ctx, params, x, st.norm, m_grad_pre, grad_x, ws, mode);
+  }
+
+private:
+  [[nodiscard]] host_kernels::group_norm_dims dims() const {
+    return {image().pixels(), image().channels, groups(), m_norm.eps()};
+  }
+
+  group_norm<B> m_norm{};
+  activation<B> m_silu{};
+  mutable tensor m_grad_pre{};
 };
 
 }  // namespace ayf::nn

@@ -1,14 +1,14 @@
 // ayf/nn/residual_block.hpp: the U-Net's residual block conditioned on an embedding e,
 //   out = skip(x) + conv2(silu(GN2(conv1(silu(GN1(x))) + e W_e))),
 // with e W_e added as a per-(sample, channel) bias and skip a 1x1 convolution when the channel count
-// changes (the identity otherwise). A composition of conv2d, group_norm, activation and linear.
+// changes (the identity otherwise). A composition of conv2d, group_norm_silu (GroupNorm and SiLU in
+// the same passes) and linear.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-#include "ayf/nn/activation.hpp"
 #include "ayf/nn/conv.hpp"
 #include "ayf/nn/group_norm.hpp"
 #include "ayf/nn/linear.hpp"
@@ -33,8 +33,8 @@ struct pixel_sum_map {
 /// Forward activations of one residual block (stacked [2B, .] after a JVP pass).
 template <backend B>
 struct residual_block_state {
-  group_norm_state<B> norm1, norm2;
-  typename B::tensor y1{}, a1{}, z1{}, y2{}, a2{}, bias{};
+  group_norm_silu_state<B> norm1, norm2;
+  typename B::tensor a1{}, z1{}, a2{}, bias{};
 };
 
 template <backend B>
@@ -51,7 +51,7 @@ public:
         m_norm1(layout, name + ".norm1", input, groups, eps), m_conv1(layout, name + ".conv1", input, out_channels, 3),
         m_embed(layout, name + ".embed", embedding, out_channels, false),
         m_norm2(layout, name + ".norm2", m_out, groups, eps), m_conv2(layout, name + ".conv2", m_out, out_channels, 3),
-        m_silu_in(input.size()), m_silu_out(m_out.size()), m_has_skip(input.channels != out_channels) {
+        m_has_skip(input.channels != out_channels) {
     if (m_has_skip) m_skip = conv2d<B>(layout, name + ".skip", input, out_channels, 1);
   }
 
@@ -77,8 +77,7 @@ public:
     const std::size_t rows = B::shape_of(x).rows, p = m_in.pixels(), c = m_out.channels;
     require_shape("residual_block::forward", "embedding", shape(rows, m_embedding), B::shape_of(embedding));
     no_state none;
-    m_norm1.forward(ctx, params, x, st.y1, st.norm1, ws, n);
-    m_silu_in.forward(ctx, params, st.y1, st.a1, none, ws, n);
+    m_norm1.forward(ctx, params, x, st.a1, st.norm1, ws, n);
     m_conv1.forward(ctx, params, st.a1, st.z1, none, ws, n);
     // z1 += broadcast over pixels of e W_e (the tangent rows get de W_e).
     m_embed.forward(ctx, params, embedding, st.bias, none, ws, n);
@@ -86,8 +85,7 @@ public:
     B::gather(ctx, bias, shape(rows, p * c), st.bias, detail::sample_channel_map(static_cast<std::int64_t>(p)),
               static_cast<std::int64_t>(c));
     B::scale_sum_rows(ctx, st.z1, 1.0, st.z1, 1.0, bias);
-    m_norm2.forward(ctx, params, st.z1, st.y2, st.norm2, ws, n);
-    m_silu_out.forward(ctx, params, st.y2, st.a2, none, ws, n);
+    m_norm2.forward(ctx, params, st.z1, st.a2, st.norm2, ws, n);
     m_conv2.forward(ctx, params, st.a2, y, none, ws, n);
     if (m_has_skip) {
       m_skip.forward(ctx, params, x, y, none, ws, n, true);
@@ -101,12 +99,10 @@ public:
   void backward(context& ctx, parameter_set<B>& params, const tensor& x, const tensor& embedding, const state& st,
                 const tensor& grad_y, tensor* grad_x, tensor* grad_embedding, workspace<B>& ws,
                 gradient_mode mode) const {
-    const std::size_t n = st.norm1.batch, p = m_in.pixels(), c = m_out.channels;
+    const std::size_t n = st.norm1.norm.batch, p = m_in.pixels(), c = m_out.channels;
     require_shape("residual_block::backward", "grad_y", shape(n, m_out.size()), B::shape_of(grad_y));
     const no_state none;
-    constexpr gradient_mode both = gradient_mode::both;
     m_conv2.backward(ctx, params, st.a2, none, grad_y, &m_grad_a, ws, with_parameters(mode));
-    m_silu_out.backward(ctx, params, st.y2, none, m_grad_a, &m_grad_a, ws, both);
     m_norm2.backward(ctx, params, st.z1, st.norm2, m_grad_a, &m_grad_z, ws, with_parameters(mode));
     // The embedding bias: dL/d(e W_e) sums dL/dz1 over pixels.
     B::gather_sum(ctx, m_grad_bias, shape(n, c), m_grad_z, detail::pixel_sum_map{static_cast<std::int64_t>(p)},
@@ -120,7 +116,6 @@ public:
     const bool inputs = wants_inputs(mode) && grad_x != nullptr;
     if (!inputs && !wants_parameters(mode)) return;
     m_conv1.backward(ctx, params, st.a1, none, m_grad_z, &m_grad_in, ws, with_parameters(mode));
-    m_silu_in.backward(ctx, params, st.y1, none, m_grad_in, &m_grad_in, ws, both);
     tensor* dx = inputs ? grad_x : &m_grad_x;
     m_norm1.backward(ctx, params, x, st.norm1, m_grad_in, dx, ws, with_parameters(mode));
     if (m_has_skip) {
@@ -138,12 +133,11 @@ private:
 
   image_shape m_in{}, m_out{};
   std::size_t m_embedding = 0;
-  group_norm<B> m_norm1;
+  group_norm_silu<B> m_norm1;
   conv2d<B> m_conv1;
   linear<B> m_embed;
-  group_norm<B> m_norm2;
+  group_norm_silu<B> m_norm2;
   conv2d<B> m_conv2;
-  activation<B> m_silu_in, m_silu_out;
   bool m_has_skip = false;
   conv2d<B> m_skip{};
   mutable tensor m_grad_a{}, m_grad_z{}, m_grad_in{}, m_grad_bias{}, m_grad_x{};

@@ -70,7 +70,7 @@ struct unet_config {
 /// After forward_jvp the tensors are stacked [2B, .]: rows [0, B) primal, rows [B, 2B) tangent.
 template <backend B>
 struct unet_activations {
-  using layer_state = std::variant<no_state, residual_block_state<B>, attention_state<B>, group_norm_state<B>>;
+  using layer_state = std::variant<no_state, residual_block_state<B>, attention_state<B>, group_norm_silu_state<B>>;
   std::size_t batch = 0;
   bool stacked = false;
   conditioning_state<B> conditioning;
@@ -153,7 +153,7 @@ public:
 
 private:
   using layer_variant = std::variant<conv2d<B>, residual_block<B>, self_attention<B>, avg_pool<B>,
-                                     upsample_nearest<B>, concat_channels<B>, group_norm<B>, activation<B>>;
+                                     upsample_nearest<B>, concat_channels<B>, group_norm_silu<B>>;
   /// One step of the network: images[out] = layer(images[in] [, images[skip]] [, embedding]).
   struct step {
     layer_variant layer;
@@ -253,10 +253,9 @@ private:
         add(std::move(up), out);
       }
     }
-    // Output head: GroupNorm -> SiLU -> conv 3x3.
+    // Output head: GroupNorm -> SiLU (one layer) -> conv 3x3.
     const image_shape last = m_images[current];
-    add(group_norm<B>(layout, "out.norm", last, c.groups, c.norm_eps), last);
-    add(activation<B>(last.size()), last);
+    add(group_norm_silu<B>(layout, "out.norm", last, c.groups, c.norm_eps), last);
     {
       conv2d<B> conv_out(layout, "out.conv", last, c.channels, 3);
       const image_shape out = conv_out.output();
