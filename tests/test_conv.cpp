@@ -122,6 +122,44 @@ void check_backward(B::context& ctx, ayf::nn::parameter_set<B>& params, const la
   }
 }
 
+/// A normalisation layer's JVP and backward against finite differences (check_jvp, check_backward),
+/// and its backward after a stacked pass equal to that after a primal one (the primal statistics).
+template <class Layer>
+void check_norm_derivatives(B::context& ctx, const Layer& norm, ayf::nn::parameter_set<B>& params,
+                            ayf::nn::workspace<B>& ws, const B::tensor& x) {
+  typename Layer::state st;
+  layer_functions f;
+  f.forward = [&](const B::tensor& input) {
+    B::tensor o;
+    typename Layer::state s;
+    norm.forward(ctx, params, input, o, s, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
+    B::tensor o;
+    norm.forward(ctx, params, stack(input, tangent), o, st, ws, static_cast<std::size_t>(input.rows()));
+    return o;
+  };
+  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
+    B::tensor o, g;
+    norm.forward(ctx, params, input, o, st, ws, static_cast<std::size_t>(input.rows()));
+    norm.backward(ctx, params, input, st, grad_y, &g, ws, ayf::nn::gradient_mode::both);
+    return g;
+  };
+  check_jvp(ctx, f, x, 1e-6);
+  check_backward(ctx, params, f, x, true);
+  const B::tensor dx = random(ctx, B::shape_of(x)), w = random(ctx, B::shape_of(x));
+  params.zero_gradients(ctx);
+  const B::tensor g_plain = f.backward(x, w);
+  const B::tensor grads_plain = params.gradients;
+  f.jvp_pass(x, dx);
+  B::tensor g_stacked;
+  params.zero_gradients(ctx);
+  norm.backward(ctx, params, x, st, w, &g_stacked, ws, ayf::nn::gradient_mode::both);
+  CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
+  CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
+}
+
 }  // namespace
 
 TEST_CASE("conv2d equals a direct convolution loop and its JVP and backward match finite differences",
@@ -272,37 +310,7 @@ TEST_CASE("group_norm normalises each (sample, group) and its JVP and backward m
   INFO("max |group_norm - loop| " << worst);
   CHECK(worst < 1e-12);
 
-  layer_functions f;
-  f.forward = [&](const B::tensor& input) {
-    B::tensor o;
-    ayf::nn::group_norm_state<B> s;
-    norm.forward(ctx, params, input, o, s, ws, static_cast<std::size_t>(input.rows()));
-    return o;
-  };
-  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
-    B::tensor o;
-    norm.forward(ctx, params, stack(input, tangent), o, st, ws, static_cast<std::size_t>(input.rows()));
-    return o;
-  };
-  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
-    B::tensor o, g;
-    norm.forward(ctx, params, input, o, st, ws, static_cast<std::size_t>(input.rows()));
-    norm.backward(ctx, params, input, st, grad_y, &g, ws, ayf::nn::gradient_mode::both);
-    return g;
-  };
-  check_jvp(ctx, f, x, 1e-6);
-  check_backward(ctx, params, f, x, true);
-  // backward after a stacked pass uses its primal statistics.
-  const B::tensor dx = random(ctx, B::shape_of(x)), w = random(ctx, B::shape_of(x));
-  params.zero_gradients(ctx);
-  const B::tensor g_plain = f.backward(x, w);
-  const B::tensor grads_plain = params.gradients;
-  f.jvp_pass(x, dx);
-  B::tensor g_stacked;
-  params.zero_gradients(ctx);
-  norm.backward(ctx, params, x, st, w, &g_stacked, ws, ayf::nn::gradient_mode::both);
-  CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
-  CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
+  check_norm_derivatives(ctx, norm, params, ws, x);
   REQUIRE_THROWS_WITH(ayf::nn::group_norm<B>(layout, "bad", im, 4), Catch::Contains("'groups'"));
 }
 
@@ -340,37 +348,7 @@ TEST_CASE("group_norm_silu is silu of the GroupNorm, and its JVP and backward ma
   INFO("max |group_norm_silu - silu(group_norm)| " << worst);
   CHECK(worst < 1e-13);
 
-  layer_functions f;
-  f.forward = [&](const B::tensor& input) {
-    B::tensor o;
-    ayf::nn::group_norm_silu_state<B> s;
-    layer.forward(ctx, params, input, o, s, ws, static_cast<std::size_t>(input.rows()));
-    return o;
-  };
-  f.jvp_pass = [&](const B::tensor& input, const B::tensor& tangent) {
-    B::tensor o;
-    layer.forward(ctx, params, stack(input, tangent), o, st, ws, static_cast<std::size_t>(input.rows()));
-    return o;
-  };
-  f.backward = [&](const B::tensor& input, const B::tensor& grad_y) {
-    B::tensor o, g;
-    layer.forward(ctx, params, input, o, st, ws, static_cast<std::size_t>(input.rows()));
-    layer.backward(ctx, params, input, st, grad_y, &g, ws, ayf::nn::gradient_mode::both);
-    return g;
-  };
-  check_jvp(ctx, f, x, 1e-6);
-  check_backward(ctx, params, f, x, true);
-  // backward after a stacked pass uses its primal values.
-  const B::tensor dx = random(ctx, B::shape_of(x)), w = random(ctx, B::shape_of(x));
-  params.zero_gradients(ctx);
-  const B::tensor g_plain = f.backward(x, w);
-  const B::tensor grads_plain = params.gradients;
-  f.jvp_pass(x, dx);
-  B::tensor g_stacked;
-  params.zero_gradients(ctx);
-  layer.backward(ctx, params, x, st, w, &g_stacked, ws, ayf::nn::gradient_mode::both);
-  CHECK(max_abs_diff(g_plain, g_stacked) < 1e-12);
-  CHECK(max_abs_diff(grads_plain, params.gradients) < 1e-12);
+  check_norm_derivatives(ctx, layer, params, ws, x);
 }
 
 TEST_CASE("upsampling, average pooling and channel concatenation equal direct loops and their adjoints",
