@@ -300,8 +300,9 @@ void group_norm_forward(std::size_t begin, std::size_t end, const group_norm_dim
     const S* vb = x + (n + b) * row;
     S* tb = y + (n + b) * row;
     for (std::size_t k = 0; k < g1 - g0; ++k) s1[k] = s2[k] = 0;
-    group_norm_channel_sums(d, g0, g1, vb, hb, static_cast<const S*>(nullptr), [&](std::size_t c0, std::size_t width, const double* acc1,
-                                                    const double* acc2) {
+    const S* no_slope = nullptr;
+    group_norm_channel_sums(d, g0, g1, vb, hb, no_slope, [&](std::size_t c0, std::size_t width, const double* acc1,
+                                                          const double* acc2) {
       for (std::size_t j = 0; j < width; ++j) {
         s1[group_of(c0 + j)] += acc1[j];
         s2[group_of(c0 + j)] += acc2[j];

@@ -106,6 +106,9 @@ struct group_norm_state {
   typename B::tensor xhat{}, rstd{};
 };
 
+template <backend B>
+class group_norm_silu;
+
 /// GroupNorm with G groups over a channels-last image; gamma ("<name>.gamma", initialised to 1 by
 /// `initialise`) and beta ("<name>.beta", 0) are [1, C].
 template <backend B>
@@ -132,7 +135,6 @@ public:
   [[nodiscard]] std::size_t groups() const { return m_groups; }
   [[nodiscard]] std::size_t input_size() const { return m_image.size(); }
   [[nodiscard]] std::size_t output_size() const { return m_image.size(); }
-  [[nodiscard]] double eps() const { return m_eps; }
   [[nodiscard]] std::size_t gamma_block() const { return m_gamma; }
   [[nodiscard]] std::size_t beta_block() const { return m_beta; }
   /// With `on`, the permutations into group rows (B::gather) and the generic reductions even where
@@ -152,15 +154,12 @@ public:
   void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st, workspace<B>& ws,
                std::size_t primal_rows) const {
     const std::size_t rows = B::shape_of(x).rows, n = primal_rows, pc = m_image.size();
-    require_shape("group_norm::forward", "x", shape(rows, pc), B::shape_of(x));
-    require(rows == n || rows == 2 * n, "group_norm::forward", "primal_rows", "the rows of x or half of them", n);
+    require_input("group_norm::forward", x, n);
     const std::size_t g = m_groups, m = pc / g, c = m_image.channels;
     st.batch = n;
     if constexpr (detail::has_group_norm_primitives<B>) {
       if (!m_reference) {
-        B::group_norm_forward(ctx, y, st.xhat, st.rstd, x, params.value(ctx, m_gamma), params.value(ctx, m_beta), n,
-                              dims());
-        st.image_layout = true;
+        primitive_forward(ctx, params, x, y, st, n, nullptr);
         return;
       }
     }
@@ -198,15 +197,7 @@ public:
     require_shape("group_norm::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
     if constexpr (detail::has_group_norm_primitives<B>) {
       if (st.image_layout) {
-        // Per (sample, channel) sums of dy xhat and dy, their column sums dgamma and dbeta.
-        auto sum_xhat = detail::scratch<B>(ctx, ws.rows_a, shape(n, c));
-        auto sum_dy = detail::scratch<B>(ctx, ws.rows_b, shape(n, c));
-        B::group_norm_backward(ctx, wants_inputs(mode) ? grad_x : nullptr, sum_xhat, sum_dy, st.xhat, st.rstd, grad_y,
-                               params.value(ctx, m_gamma), dims());
-        if (wants_parameters(mode)) {
-          B::sum_columns(ctx, params.gradient(ctx, m_gamma), 1.0, sum_xhat);
-          B::sum_columns(ctx, params.gradient(ctx, m_beta), 1.0, sum_dy);
-        }
+        primitive_backward(ctx, params, st, grad_y, grad_x, ws, mode, nullptr);
         return;
       }
     }
@@ -240,8 +231,54 @@ public:
   }
 
 private:
+  friend class group_norm_silu<B>;
+
   [[nodiscard]] host_kernels::group_norm_dims dims() const {
     return {m_image.pixels(), m_image.channels, m_groups, m_eps};
+  }
+
+  /// x is [n, H*W*C] or stacked [2n, H*W*C].
+  void require_input(const char* where, const tensor& x, std::size_t n) const {
+    const std::size_t rows = B::shape_of(x).rows;
+    require_shape(where, "x", shape(rows, m_image.size()), B::shape_of(x));
+    require(rows == n || rows == 2 * n, where, "primal_rows", "the rows of x or half of them", n);
+  }
+
+  /// The host primitives' forward into `st` (the image layout); with `slope`, SiLU follows in the
+  /// same passes (B::group_norm_silu_forward, group_norm_silu's fused path) and *slope = silu'(z).
+  void primitive_forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& st, std::size_t n,
+                         tensor* slope) const {
+    if (slope == nullptr) {
+      B::group_norm_forward(ctx, y, st.xhat, st.rstd, x, params.value(ctx, m_gamma), params.value(ctx, m_beta), n,
+                            dims());
+    } else if constexpr (detail::has_group_norm_silu_primitives<B>) {
+      B::group_norm_silu_forward(ctx, y, st.xhat, st.rstd, *slope, x, params.value(ctx, m_gamma),
+                                 params.value(ctx, m_beta), n, dims());
+    }
+    st.batch = n;
+    st.image_layout = true;
+  }
+
+  /// The primitives' backward of a state in the image layout: per (sample, channel) sums of dy xhat
+  /// and dy, their column sums dgamma and dbeta (mode), and grad_x; with `slope`, grad_y is dL/da of
+  /// group_norm_silu and dy = slope grad_y.
+  void primitive_backward(context& ctx, parameter_set<B>& params, const state& st, const tensor& grad_y,
+                          tensor* grad_x, workspace<B>& ws, gradient_mode mode, const tensor* slope) const {
+    const std::size_t n = st.batch, c = m_image.channels;
+    auto sum_xhat = detail::scratch<B>(ctx, ws.rows_a, shape(n, c));
+    auto sum_dy = detail::scratch<B>(ctx, ws.rows_b, shape(n, c));
+    tensor* input_gradient = wants_inputs(mode) ? grad_x : nullptr;
+    if (slope == nullptr) {
+      B::group_norm_backward(ctx, input_gradient, sum_xhat, sum_dy, st.xhat, st.rstd, grad_y,
+                             params.value(ctx, m_gamma), dims());
+    } else if constexpr (detail::has_group_norm_silu_primitives<B>) {
+      B::group_norm_silu_backward(ctx, input_gradient, sum_xhat, sum_dy, st.xhat, st.rstd, *slope, grad_y,
+                                  params.value(ctx, m_gamma), dims());
+    }
+    if (wants_parameters(mode)) {
+      B::sum_columns(ctx, params.gradient(ctx, m_gamma), 1.0, sum_xhat);
+      B::sum_columns(ctx, params.gradient(ctx, m_beta), 1.0, sum_dy);
+    }
   }
 
   /// v <- J v = rstd (v - mean(v) - xhat mean(xhat v)) per group row.
@@ -320,15 +357,8 @@ public:
                std::size_t primal_rows) const {
     if constexpr (detail::has_group_norm_silu_primitives<B>) {
       if (!m_norm.reference_path()) {
-        const std::size_t rows = B::shape_of(x).rows, n = primal_rows;
-        require_shape("group_norm_silu::forward", "x", shape(rows, input_size()), B::shape_of(x));
-        require(rows == n || rows == 2 * n, "group_norm_silu::forward", "primal_rows", "the rows of x or half of them",
-                n);
-        B::group_norm_silu_forward(ctx, y, st.norm.xhat, st.norm.rstd, st.slope, x,
-                                   params.value(ctx, m_norm.gamma_block()), params.value(ctx, m_norm.beta_block()), n,
-                                   dims());
-        st.norm.batch = n;
-        st.norm.image_layout = true;
+        m_norm.require_input("group_norm_silu::forward", x, primal_rows);
+        m_norm.primitive_forward(ctx, params, x, y, st.norm, primal_rows, &st.slope);
         st.fused = true;
         return;
       }
@@ -346,15 +376,7 @@ public:
     require_shape("group_norm_silu::backward", "grad_y", shape(n, pc), B::shape_of(grad_y));
     if constexpr (detail::has_group_norm_silu_primitives<B>) {
       if (st.fused) {
-        const std::size_t c = image().channels;
-        auto sum_xhat = detail::scratch<B>(ctx, ws.rows_a, shape(n, c));
-        auto sum_dy = detail::scratch<B>(ctx, ws.rows_b, shape(n, c));
-        B::group_norm_silu_backward(ctx, wants_inputs(mode) ? grad_x : nullptr, sum_xhat, sum_dy, st.norm.xhat,
-                                    st.norm.rstd, st.slope, grad_y, params.value(ctx, m_norm.gamma_block()), dims());
-        if (wants_parameters(mode)) {
-          B::sum_columns(ctx, params.gradient(ctx, m_norm.gamma_block()), 1.0, sum_xhat);
-          B::sum_columns(ctx, params.gradient(ctx, m_norm.beta_block()), 1.0, sum_dy);
-        }
+        m_norm.primitive_backward(ctx, params, st.norm, grad_y, grad_x, ws, mode, &st.slope);
         return;
       }
     }
@@ -364,10 +386,6 @@ public:
   }
 
 private:
-  [[nodiscard]] host_kernels::group_norm_dims dims() const {
-    return {image().pixels(), image().channels, groups(), m_norm.eps()};
-  }
-
   group_norm<B> m_norm{};
   activation<B> m_silu{};
   mutable tensor m_grad_pre{};
