@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -206,11 +207,43 @@ void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size
   });
 }
 
+/// e^x in float without a library call, so that loops over it vectorize: x = k ln 2 + r with k =
+/// round(x / ln 2) and |r| <= ln(2) / 2 (ln 2 split in two parts, Cody and Waite), e^r by Cephes'
+/// degree-7 polynomial, 2^k written into the exponent bits. x is clamped to [-87.3, 88.3] first, so
+/// 2^k stays a normal float (k in [-126, 127]): below, the result is e^-87.3 ~ 1.2e-38 instead of a
+/// subnormal or 0, above, e^88.3 ~ 2.2e38 instead of overflowing to inf. NaN propagates. Within 2
+/// ulp of e^x inside the clamp (tests/test_host_kernels.cpp).
+inline float exp_polynomial(float x) {
+  constexpr float lowest = -87.3f, highest = 88.3f;
+  x = x < lowest ? lowest : x;  // written as comparisons so that NaN passes through
+  x = x > highest ? highest : x;
+  constexpr float log2e = 1.44269504088896341f, round_magic = 12582912.0f;  // 1.5 * 2^23
+  const float shifted = x * log2e + round_magic;  // round(x / ln 2) in the low mantissa bits
+  const float k = shifted - round_magic;
+  const float r = (x - k * 0.693359375f) - k * -2.12194440e-4f;  // ln 2 = 0.693359375 - 2.12194440e-4
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float er = p * (r * r) + r + 1.0f;
+  const std::int32_t power = std::bit_cast<std::int32_t>(shifted) - std::bit_cast<std::int32_t>(round_magic);
+  return er * std::bit_cast<float>(static_cast<std::uint32_t>(power + 127) << 23);
+}
+
 /// SiLU of z and its slope, with one exp: silu(z) = z / (1 + e^-z), silu'(z) = sigmoid(z) (1 + z (1 -
-/// sigmoid(z))), the same operations as the activation layer's functors.
+/// sigmoid(z))), the operations of the activation layer's functors; in float, e^-z by exp_polynomial
+/// (so the fused GroupNorm + SiLU loop vectorizes), in double by std::exp.
 template <class S>
 inline S silu_with_slope(S z, S& slope) {
-  const S denominator = S(1) + std::exp(-z), sg = S(1) / denominator;
+  S e;
+  if constexpr (std::is_same_v<S, float>) {
+    e = exp_polynomial(-z);
+  } else {
+    e = std::exp(-z);
+  }
+  const S denominator = S(1) + e, sg = S(1) / denominator;
   slope = sg * (S(1) + z * (S(1) - sg));
   return z / denominator;
 }
