@@ -401,28 +401,42 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
   CHECK(max_abs_diff(stacked, stack(pooled, pooled_u)) == 0.0);
   REQUIRE_THROWS_WITH(ayf::nn::avg_pool<B>(image_shape{5, 4, 1}), Catch::Contains("'input'"));
 
-  // Concatenation along channels and its split.
-  const image_shape ia{3, 2, 2}, ib{3, 2, 3};
-  const ayf::nn::concat_channels<B> cat(ia, ib);
-  const image_shape joined = cat.output();
-  REQUIRE(joined == image_shape{3, 2, 5});
-  for (std::size_t rows : {batch, 2 * batch}) {
-    const B::tensor a = random(ctx, shape(rows, ia.size())), b2 = random(ctx, shape(rows, ib.size()));
-    B::tensor y;
-    cat.forward(ctx, a, b2, y, ws);
-    double worst = 0;
-    for (std::size_t b = 0; b < rows; ++b)
-      for (std::size_t py = 0; py < 3; ++py)
-        for (std::size_t px = 0; px < 2; ++px)
-          for (std::size_t c = 0; c < 5; ++c) {
-            const double want = c < 2 ? at(a, ia, b, py, px, c) : at(b2, ib, b, py, px, c - 2);
-            worst = std::max(worst, std::abs(at(y, joined, b, py, px, c) - want));
-          }
-    CHECK(worst == 0.0);
-    const B::tensor u = random(ctx, shape(rows, joined.size()));
-    B::tensor ga, gb;
-    cat.backward(ctx, u, ga, gb);
-    CHECK(y.cwiseProduct(u).sum() == Approx(a.cwiseProduct(ga).sum() + b2.cwiseProduct(gb).sum()).epsilon(1e-12));
+  // Concatenation along channels and its split (runs of gcd(Ca, Cb) channels move as blocks: 1, 2, 4).
+  const image_shape ia{3, 2, 2};
+  for (const auto& [ca, cb] : {std::pair<std::size_t, std::size_t>{2, 3}, {4, 6}, {8, 4}}) {
+    INFO("Ca = " << ca << ", Cb = " << cb);
+    const image_shape sa{3, 2, ca}, sb{3, 2, cb};
+    const ayf::nn::concat_channels<B> cat(sa, sb);
+    const image_shape joined = cat.output();
+    REQUIRE(joined == image_shape{3, 2, ca + cb});
+    for (std::size_t rows : {batch, 2 * batch}) {
+      const B::tensor a = random(ctx, shape(rows, sa.size())), b2 = random(ctx, shape(rows, sb.size()));
+      B::tensor y;
+      cat.forward(ctx, a, b2, y, ws);
+      double worst = 0;
+      for (std::size_t b = 0; b < rows; ++b)
+        for (std::size_t py = 0; py < 3; ++py)
+          for (std::size_t px = 0; px < 2; ++px)
+            for (std::size_t c = 0; c < ca + cb; ++c) {
+              const double want = c < ca ? at(a, sa, b, py, px, c) : at(b2, sb, b, py, px, c - ca);
+              worst = std::max(worst, std::abs(at(y, joined, b, py, px, c) - want));
+            }
+      CHECK(worst == 0.0);
+      // The split is the adjoint, and each part is dy's channel range exactly.
+      const B::tensor u = random(ctx, shape(rows, joined.size()));
+      B::tensor ga, gb;
+      cat.backward(ctx, u, ga, gb);
+      CHECK(y.cwiseProduct(u).sum() == Approx(a.cwiseProduct(ga).sum() + b2.cwiseProduct(gb).sum()).epsilon(1e-12));
+      double split = 0;
+      for (std::size_t b = 0; b < rows; ++b)
+        for (std::size_t py = 0; py < 3; ++py)
+          for (std::size_t px = 0; px < 2; ++px)
+            for (std::size_t c = 0; c < ca + cb; ++c) {
+              const double got = c < ca ? at(ga, sa, b, py, px, c) : at(gb, sb, b, py, px, c - ca);
+              split = std::max(split, std::abs(got - at(u, joined, b, py, px, c)));
+            }
+      CHECK(split == 0.0);
+    }
   }
   REQUIRE_THROWS_WITH(ayf::nn::concat_channels<B>(ia, image_shape{2, 2, 3}), Catch::Contains("'b'"));
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 
 #include "ayf/nn/conv.hpp"
 
@@ -39,7 +40,8 @@ struct block_sum_map {
 };
 
 /// Concatenation along channels: [a | b] read from one buffer holding a ([R, P*Ca]) then b
-/// ([R, P*Cb], starting at element offset_b).
+/// ([R, P*Cb], starting at element offset_b). Channels and offset count in the gather's blocks (runs of
+/// channels that divide Ca and Cb).
 struct concat_map {
   std::int64_t p, ca, cb, offset_b;
   fast_divisor by_ct;
@@ -51,7 +53,8 @@ struct concat_map {
   }
 };
 
-/// Channels [first, first + count) of a [R, P*total] image (the adjoint of concatenation: split).
+/// Channels [first, first + count) of a [R, P*total] image (the adjoint of concatenation: split), in
+/// the gather's blocks as concat_map.
 struct channel_range_map {
   std::int64_t total, first, count;
   fast_divisor by_count;
@@ -181,21 +184,30 @@ public:
     B::copy(ctx, a, B::slice(ctx, ws.image_c, 0, B::shape_of(a)));
     B::copy(ctx, b, B::slice(ctx, ws.image_c, na, B::shape_of(b)));
     const auto stage = B::slice(ctx, ws.image_c, 0, shape(1, na + nb));
+    // Runs of g = gcd(Ca, Cb) channels move as blocks: the maps count in units of g.
+    const auto g = run();
     B::gather(ctx, y, shape(rows, output().size()), stage,
-              detail::concat_map(static_cast<std::int64_t>(m_a.pixels()), static_cast<std::int64_t>(m_a.channels),
-                                 static_cast<std::int64_t>(m_b.channels), static_cast<std::int64_t>(na)));
+              detail::concat_map(static_cast<std::int64_t>(m_a.pixels()), static_cast<std::int64_t>(m_a.channels) / g,
+                                 static_cast<std::int64_t>(m_b.channels) / g, static_cast<std::int64_t>(na) / g),
+              g);
   }
   /// grad_y: [n, P*(Ca+Cb)] -> grad_a: [n, P*Ca], grad_b: [n, P*Cb].
   void backward(typename B::context& ctx, const typename B::tensor& grad_y, typename B::tensor& grad_a,
                 typename B::tensor& grad_b) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("concat_channels::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
-    const auto ca = static_cast<std::int64_t>(m_a.channels), cb = static_cast<std::int64_t>(m_b.channels);
-    B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map(ca + cb, 0, ca));
-    B::gather(ctx, grad_b, shape(n, m_b.size()), grad_y, detail::channel_range_map(ca + cb, ca, cb));
+    const auto g = run();
+    const auto ca = static_cast<std::int64_t>(m_a.channels) / g, cb = static_cast<std::int64_t>(m_b.channels) / g;
+    B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map(ca + cb, 0, ca), g);
+    B::gather(ctx, grad_b, shape(n, m_b.size()), grad_y, detail::channel_range_map(ca + cb, ca, cb), g);
   }
 
 private:
+  /// The longest run of channels that both images' channel counts divide into.
+  [[nodiscard]] std::int64_t run() const {
+    return static_cast<std::int64_t>(std::gcd(m_a.channels, m_b.channels));
+  }
+
   image_shape m_a{}, m_b{};
 };
 
