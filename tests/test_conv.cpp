@@ -413,29 +413,24 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
       const B::tensor a = random(ctx, shape(rows, sa.size())), b2 = random(ctx, shape(rows, sb.size()));
       B::tensor y;
       cat.forward(ctx, a, b2, y, ws);
-      double worst = 0;
-      for (std::size_t b = 0; b < rows; ++b)
-        for (std::size_t py = 0; py < 3; ++py)
-          for (std::size_t px = 0; px < 2; ++px)
-            for (std::size_t c = 0; c < ca + cb; ++c) {
-              const double want = c < ca ? at(a, sa, b, py, px, c) : at(b2, sb, b, py, px, c - ca);
-              worst = std::max(worst, std::abs(at(y, joined, b, py, px, c) - want));
-            }
-      CHECK(worst == 0.0);
       // The split is the adjoint, and each part is dy's channel range exactly.
       const B::tensor u = random(ctx, shape(rows, joined.size()));
       B::tensor ga, gb;
       cat.backward(ctx, u, ga, gb);
-      CHECK(y.cwiseProduct(u).sum() == Approx(a.cwiseProduct(ga).sum() + b2.cwiseProduct(gb).sum()).epsilon(1e-12));
-      double split = 0;
+      double worst = 0, split = 0;
       for (std::size_t b = 0; b < rows; ++b)
         for (std::size_t py = 0; py < 3; ++py)
           for (std::size_t px = 0; px < 2; ++px)
             for (std::size_t c = 0; c < ca + cb; ++c) {
-              const double got = c < ca ? at(ga, sa, b, py, px, c) : at(gb, sb, b, py, px, c - ca);
-              split = std::max(split, std::abs(got - at(u, joined, b, py, px, c)));
+              const bool first = c < ca;
+              const double want = first ? at(a, sa, b, py, px, c) : at(b2, sb, b, py, px, c - ca);
+              const double part = first ? at(ga, sa, b, py, px, c) : at(gb, sb, b, py, px, c - ca);
+              worst = std::max(worst, std::abs(at(y, joined, b, py, px, c) - want));
+              split = std::max(split, std::abs(part - at(u, joined, b, py, px, c)));
             }
+      CHECK(worst == 0.0);
       CHECK(split == 0.0);
+      CHECK(y.cwiseProduct(u).sum() == Approx(a.cwiseProduct(ga).sum() + b2.cwiseProduct(gb).sum()).epsilon(1e-12));
     }
   }
   REQUIRE_THROWS_WITH(ayf::nn::concat_channels<B>(ia, image_shape{2, 2, 3}), Catch::Contains("'b'"));
