@@ -51,9 +51,11 @@ tree_bytes() {
     (cd "$root" && xargs -0 -r stat -c %s -- 2>/dev/null) | awk '{ s += $1 } END { print s + 0 }'
 }
 
-# Prints "name path" for every library ldd resolves for $1 (LD_LIBRARY_PATH unset), "name NOTFOUND" if not.
+# Prints "name path" for every library ldd resolves for $1, "name NOTFOUND" if not, with LD_LIBRARY_PATH
+# the bundle alone, as run and image set it (use_cublas): a RUNPATH of $ORIGIN finds a program's own
+# libraries, but not theirs (OpenBLAS's libgfortran and libquadmath).
 resolved_libs() {
-  env -u LD_LIBRARY_PATH ldd "$1" | awk '
+  env LD_LIBRARY_PATH="$bundle" ldd "$1" | awk '
     /=> not found/ { print $1, "NOTFOUND"; next }
     /=>/ { print $1, $3; next }
     /^\t\/.*\(0x/ { n = split($1, p, "/"); print p[n], $1 }'
@@ -69,7 +71,9 @@ build() {
   local args=(-DCMAKE_BUILD_TYPE=Release -DAYF_ENABLE_CUDA=ON -DAYF_CUDA_STATIC_RUNTIME=ON
               "-DCMAKE_CUDA_ARCHITECTURES=$arch" "-DCMAKE_CUDA_COMPILER=$nvcc_bin" -DAYF_BUILD_BENCHMARKS=ON
               -DAYF_BUILD_EXAMPLES=ON -DAYF_HEADER_CHECK=OFF -DAYF_INSTALL=OFF -DAYF_WERROR=ON
-              '-DCMAKE_BUILD_RPATH=$ORIGIN')
+              -DAYF_WITH_OPENBLAS=OFF '-DCMAKE_BUILD_RPATH=$ORIGIN')
+  # Without OpenBLAS (36 MB with libgfortran) the bundle fits the device tool's 64 MiB; the host-side
+  # references of the CUDA programs take Eigen's product.
   if command -v ccache >/dev/null 2>&1; then
     args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   fi
@@ -137,7 +141,7 @@ build() {
 }
 
 # The bundle as the GPU machine will see it: every program starts from $ORIGIN, ldd (with
-# LD_LIBRARY_PATH unset) resolves each library to the bundle or to a system library, and the static
+# LD_LIBRARY_PATH the bundle, as run and image set it) resolves each library to the bundle or to a system library, and the static
 # runtime is in (no libcudart); bundle + working tree fit the device tool's 64 MiB.
 verify() {
   [[ -d "$bundle" ]] || die 4 "no $bundle/: run scripts/gpu-check.sh build first"
@@ -190,10 +194,12 @@ find_cublas() {
   done
 }
 
-# Puts the folders of the cuBLAS libraries (find_cublas) on LD_LIBRARY_PATH, each once; sets cublas_line
-# to "library: folder;..." or "not found (...)".
+# Puts the bundle and the folders of the cuBLAS libraries (find_cublas) on LD_LIBRARY_PATH, each once;
+# sets cublas_line to "library: folder;..." or "not found (...)". The bundle is there for the libraries
+# of bundled libraries, which the programs' RUNPATH does not cover.
 use_cublas() {
   local cublas_dirs line dir
+  case ":${LD_LIBRARY_PATH:-}:" in *":$bundle:"*) ;; *) export LD_LIBRARY_PATH="$bundle${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
   if cublas_dirs=$(find_cublas); then
     cublas_line=$(echo "$cublas_dirs" | tr '\n' ';' | sed 's/;$//')
     while read -r line; do
