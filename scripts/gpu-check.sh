@@ -53,7 +53,7 @@ tree_bytes() {
 
 # Prints "name path" for every library ldd resolves for $1, "name NOTFOUND" if not, with LD_LIBRARY_PATH
 # the bundle alone, as run and image set it (use_cublas): a RUNPATH of $ORIGIN finds a program's own
-# libraries, but not theirs (OpenBLAS's libgfortran and libquadmath).
+# libraries, but not the libraries those need.
 resolved_libs() {
   env LD_LIBRARY_PATH="$bundle" ldd "$1" | awk '
     /=> not found/ { print $1, "NOTFOUND"; next }
@@ -141,8 +141,8 @@ build() {
 }
 
 # The bundle as the GPU machine will see it: every program starts from $ORIGIN, ldd (with
-# LD_LIBRARY_PATH the bundle, as run and image set it) resolves each library to the bundle or to a system library, and the static
-# runtime is in (no libcudart); bundle + working tree fit the device tool's 64 MiB.
+# LD_LIBRARY_PATH the bundle, as run and image set it) resolves each library to the bundle or to a
+# system library, the static runtime is in (no libcudart); bundle + working tree fit the 64 MiB.
 verify() {
   [[ -d "$bundle" ]] || die 4 "no $bundle/: run scripts/gpu-check.sh build first"
   local f name path bad=0
@@ -194,17 +194,21 @@ find_cublas() {
   done
 }
 
+# Puts folder $1 first on LD_LIBRARY_PATH unless it is already there.
+prepend_library_path() {
+  case ":${LD_LIBRARY_PATH:-}:" in *":$1:"*) ;; *) export LD_LIBRARY_PATH="$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
+}
+
 # Puts the bundle and the folders of the cuBLAS libraries (find_cublas) on LD_LIBRARY_PATH, each once;
 # sets cublas_line to "library: folder;..." or "not found (...)". The bundle is there for the libraries
 # of bundled libraries, which the programs' RUNPATH does not cover.
 use_cublas() {
-  local cublas_dirs line dir
-  case ":${LD_LIBRARY_PATH:-}:" in *":$bundle:"*) ;; *) export LD_LIBRARY_PATH="$bundle${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
+  local cublas_dirs line
+  prepend_library_path "$bundle"
   if cublas_dirs=$(find_cublas); then
     cublas_line=$(echo "$cublas_dirs" | tr '\n' ';' | sed 's/;$//')
     while read -r line; do
-      dir=${line#*: }
-      case ":${LD_LIBRARY_PATH:-}:" in *":$dir:"*) ;; *) export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;; esac
+      prepend_library_path "${line#*: }"
     done <<<"$cublas_dirs"
   else
     cublas_line="not found (${cublas_names[*]})"

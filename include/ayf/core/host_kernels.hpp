@@ -212,7 +212,7 @@ void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size
 /// degree-7 polynomial, 2^k written into the exponent bits. x is clamped to [-87.3, 88.3] first, so
 /// 2^k stays a normal float (k in [-126, 127]): below, the result is e^-87.3 ~ 1.2e-38 instead of a
 /// subnormal or 0, above, e^88.3 ~ 2.2e38 instead of overflowing to inf. NaN propagates. Within 2
-/// ulp of e^x inside the clamp (tests/test_host_kernels.cpp).
+/// ulp of e^x inside the clamp (tests/test_backend_ops.cpp).
 inline float exp_polynomial(float x) {
   constexpr float lowest = -87.3f, highest = 88.3f;
   x = x < lowest ? lowest : x;  // written as comparisons so that NaN passes through
