@@ -1,13 +1,16 @@
 // The Eigen backend's gemm providers (Eigen's product; OpenBLAS when built with AYF_WITH_OPENBLAS)
 // against the reference loops host_kernels::gemm: every transpose combination, leading dimensions
 // wider than the operands (sub-blocks of larger matrices), beta = 0 over NaN, beta != 0, and
-// products large enough for the oneTBB row split; float and double.
+// products large enough for the oneTBB split into blocks of rows, columns or both; float and double.
+// The split's grid, and results bitwise the same on one thread and on eight.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstddef>
 #include <limits>
 #include <vector>
+
+#include <tbb/task_arena.h>
 
 #include "ayf/backends/eigen/backend.hpp"
 #include "ayf/core/host_kernels.hpp"
@@ -62,8 +65,10 @@ void check_provider(ayf::gemm_provider provider) {
   const double bound = 8 * static_cast<double>(std::numeric_limits<S>::epsilon());
   const product_case cases[] = {
       {1, 1, 1, 0, 0}, {3, 5, 7, 0, 0}, {17, 9, 33, 4, 3}, {64, 48, 96, 5, 0},
-      {300, 150, 200, 7, 2},  // above the row split (m >= 128, m n k >= 2^22): several oneTBB blocks
       {129, 257, 140, 0, 9},
+      {520, 300, 40, 7, 2},   // m n k >= 2^22: 4 x 2 blocks of 128
+      {100, 900, 60, 3, 5},   // more columns than rows: 7 column blocks of 128
+      {600, 530, 20, 0, 4},   // 2 x 2 blocks of 256
   };
   for (const product_case& pc : cases) {
     for (const bool ta : {false, true}) {
@@ -85,6 +90,49 @@ TEST_CASE("eigen_storage gemm: Eigen's product equals the reference loops (trans
           "[backend][gemm][cpu]") {
   check_provider<float>(ayf::gemm_provider::eigen);
   check_provider<double>(ayf::gemm_provider::eigen);
+}
+
+TEST_CASE("eigen_storage gemm: the block grid of the parallel split", "[backend][gemm][cpu]") {
+  using storage = ayf::eigen_storage<float>;
+  auto grid = [](std::size_t m, std::size_t n, std::size_t k) {
+    const auto g = storage::split_for(m, n, k);
+    return std::vector<std::size_t>{g.rows, g.cols};
+  };
+  CHECK(grid(64, 64, 1000) == std::vector<std::size_t>{1, 1});          // below 2^22 multiply-adds
+  CHECK(grid(1024, 256, 256) == std::vector<std::size_t>{4, 1});        // blocks of 256 rows
+  CHECK(grid(256, 1024, 1024) == std::vector<std::size_t>{1, 4});       // more columns: column blocks
+  CHECK(grid(1024, 768, 64) == std::vector<std::size_t>{4, 3});         // rows, then columns
+  CHECK(grid(600, 2000, 64) == std::vector<std::size_t>{2, 7});         // columns, then rows
+  CHECK(grid(200704, 32, 288) == std::vector<std::size_t>{16, 1});      // at most 16 blocks
+  CHECK(grid(4096, 4096, 64) == std::vector<std::size_t>{16, 1});
+  CHECK(grid(256, 256, 1024) == std::vector<std::size_t>{2, 2});        // 128 where 256 gives fewer than 4
+  CHECK(grid(520, 300, 40) == std::vector<std::size_t>{4, 2});
+  CHECK(grid(200, 150, 1000000) == std::vector<std::size_t>{3, 2});     // 64 where 128 gives fewer than 4
+  CHECK(grid(100, 100, 1000000) == std::vector<std::size_t>{1, 1});     // both sides under 128
+}
+
+TEST_CASE("eigen_storage gemm: bitwise the same on one thread and on eight", "[backend][gemm][cpu]") {
+  // A grid of 2 x 7 blocks (above) and a 4 x 3 one, each provider built, both transposes of A.
+  const product_case cases[] = {{600, 2000, 64, 3, 0}, {1024, 768, 64, 0, 5}};
+  std::vector<ayf::gemm_provider> providers{ayf::gemm_provider::eigen};
+  if (ayf::eigen_storage<float>::has_openblas) providers.push_back(ayf::gemm_provider::openblas);
+  for (const auto provider : providers) {
+    for (const product_case& pc : cases) {
+      for (const bool ta : {false, true}) {
+        const std::size_t lda = (ta ? pc.m : pc.k) + pc.pad_a, ldb = pc.n + pc.pad_b;
+        const std::vector<float> a = values<float>((ta ? pc.k : pc.m) * lda, 1), b = values<float>(pc.k * ldb, 2);
+        std::vector<float> one(pc.m * pc.n), eight(pc.m * pc.n);
+        auto product = [&](std::vector<float>& c) {
+          ayf::eigen_storage<float>::gemm_with(provider, pc.m, pc.n, pc.k, ta, false, 1.0f, a.data(), lda, b.data(),
+                                               ldb, 0.0f, c.data());
+        };
+        tbb::task_arena(1).execute([&] { product(one); });
+        tbb::task_arena(8).execute([&] { product(eight); });
+        INFO("provider " << static_cast<int>(provider) << " m " << pc.m << " n " << pc.n << " ta " << ta);
+        CHECK(one == eight);
+      }
+    }
+  }
 }
 
 TEST_CASE("eigen_storage gemm: OpenBLAS equals the reference loops (transposes, strides, beta)",

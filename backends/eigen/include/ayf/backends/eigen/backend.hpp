@@ -120,48 +120,84 @@ struct eigen_storage {
   }
 
   /// gemm with a chosen provider (benchmarks and tests compare them). Large products are split
-  /// over row blocks of C across oneTBB workers, each block a single-threaded product: oneTBB owns
-  /// the cores. OpenBLAS is set to one thread before its first call (its own pthreads would
+  /// into a grid of blocks of C across oneTBB workers, each block a single-threaded product: oneTBB
+  /// owns the cores. OpenBLAS is set to one thread before its first call (its own pthreads would
   /// oversubscribe the cores next to oneTBB), and Eigen's threading is OpenMP-only (design.md §6).
   static void gemm_with(gemm_provider provider, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb,
                         S alpha, const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
     if (provider == gemm_provider::openblas && !has_openblas)
       throw_argument_error("eigen_storage::gemm_with", "provider", "eigen (built without AYF_WITH_OPENBLAS)",
                            "openblas");
-    constexpr std::size_t min_parallel_flops = std::size_t{1} << 22;
-    constexpr std::size_t min_rows = 64;
-    if (m * n * k < min_parallel_flops || m < 2 * min_rows) {
-      gemm_rows(provider, 0, m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+    const block_grid grid = split_for(m, n, k);
+    if (grid.rows * grid.cols == 1) {
+      gemm_block(provider, 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
       return;
     }
-    // At most about 16 row blocks of at least min_rows rows. simple_partitioner: the blocks depend
-    // only on m, never on scheduling, so results are reproducible run to run (a kernel's blocking
-    // may depend on a block's size).
-    const std::size_t grain = std::max(min_rows, (m + 15) / 16);
+    // simple_partitioner: one task per block, whichever worker runs it.
     tbb::parallel_for(
-        tbb::blocked_range<std::size_t>(0, m, grain),
+        tbb::blocked_range<std::size_t>(0, grid.rows * grid.cols, 1),
         [&](const tbb::blocked_range<std::size_t>& r) {
-          gemm_rows(provider, r.begin(), r.end(), n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+          for (std::size_t block = r.begin(); block != r.end(); ++block) {
+            const std::size_t i = block / grid.cols, j = block % grid.cols;
+            gemm_block(provider, m * i / grid.rows, m * (i + 1) / grid.rows, n * j / grid.cols,
+                       n * (j + 1) / grid.cols, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+          }
         },
         tbb::simple_partitioner());
+  }
+
+  /// How gemm_with splits C[m x n]: rows x cols blocks of near-equal size.
+  struct block_grid {
+    std::size_t rows = 1, cols = 1;
+  };
+
+  /// The grid for a product: one block below 2^22 multiply-adds; else blocks of at least 256 rows and
+  /// 256 columns, or 128 or 64 where larger blocks would be fewer than 4; at most 16, the longer side
+  /// of C split first. It depends on the shape alone, so results are bitwise independent of the
+  /// thread count. Every block packs its own panels of A and B: smaller blocks repack more than they
+  /// gain (docs/performance.md).
+  static block_grid split_for(std::size_t m, std::size_t n, std::size_t k) {
+    constexpr std::size_t min_parallel_flops = std::size_t{1} << 22;
+    constexpr std::size_t most_blocks = 16, enough_blocks = 4;
+    if (m * n * k < min_parallel_flops) return {};
+    block_grid grid;
+    for (const std::size_t side : {std::size_t{256}, std::size_t{128}, std::size_t{64}}) {
+      auto blocks = [side](std::size_t length, std::size_t most) {
+        return std::max<std::size_t>(1, std::min(most, length / side));
+      };
+      if (m >= n) {
+        grid.rows = blocks(m, most_blocks);
+        grid.cols = blocks(n, most_blocks / grid.rows);
+      } else {
+        grid.cols = blocks(n, most_blocks);
+        grid.rows = blocks(m, most_blocks / grid.cols);
+      }
+      if (grid.rows * grid.cols >= enough_blocks) break;
+    }
+    return grid;
   }
 
   /// gemm with default_gemm()'s provider on the calling thread, never split: the product of one
   /// task inside a parallel loop (a tile of the tiled convolution).
   static void gemm_serial(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
                           std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
-    gemm_rows(default_gemm(), 0, m, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+    gemm_block(default_gemm(), 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
   }
 
 private:
-  /// Rows [row_begin, row_end) of C = alpha op(A) op(B) + beta C.
-  static void gemm_rows(gemm_provider provider, std::size_t row_begin, std::size_t row_end, std::size_t n,
-                        std::size_t k, bool ta, bool tb, S alpha, const S* a, std::size_t lda, const S* b,
-                        std::size_t ldb, S beta, S* c) {
+  /// Rows [row_begin, row_end) x columns [col_begin, col_end) of C[m x ldc] = alpha op(A) op(B) + beta C.
+  static void gemm_block(gemm_provider provider, std::size_t row_begin, std::size_t row_end, std::size_t col_begin,
+                         std::size_t col_end, std::size_t ldc, std::size_t k, bool ta, bool tb, S alpha, const S* a,
+                         std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+    // op(A) rows [row_begin, row_end): rows of A, or columns of A (read through the transpose);
+    // op(B) columns [col_begin, col_end): columns of B, or rows of B.
+    const S* a_block = ta ? a + row_begin : a + row_begin * lda;
+    const S* b_block = tb ? b + col_begin * ldb : b + col_begin;
+    S* c_block = c + row_begin * ldc + col_begin;
+    const std::size_t rows = row_end - row_begin, cols = col_end - col_begin;
 #if AYF_EIGEN_OPENBLAS
     if (provider == gemm_provider::openblas &&
-        openblas_gemm(row_end - row_begin, n, k, ta, tb, alpha, ta ? a + row_begin : a + row_begin * lda, lda, b,
-                      ldb, beta, c + row_begin * n))
+        openblas_gemm(rows, cols, k, ta, tb, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc))
       return;
 #else
     (void)provider;
@@ -169,40 +205,41 @@ private:
     using matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using strided = Eigen::Map<const matrix, 0, Eigen::OuterStride<>>;
     using index = Eigen::Index;
-    const auto rows = static_cast<index>(row_end - row_begin);
-    // op(A) rows [row_begin, row_end): rows of A, or columns of A (read through the transpose).
-    const strided a_block = ta ? strided(a + row_begin, static_cast<index>(k), rows, Eigen::OuterStride<>(static_cast<index>(lda)))
-                               : strided(a + row_begin * lda, rows, static_cast<index>(k), Eigen::OuterStride<>(static_cast<index>(lda)));
-    const strided b_full(b, static_cast<index>(tb ? n : k), static_cast<index>(tb ? k : n),
-                         Eigen::OuterStride<>(static_cast<index>(ldb)));
-    Eigen::Map<matrix> c_block(c + row_begin * n, rows, static_cast<index>(n));
+    const auto r = static_cast<index>(rows), q = static_cast<index>(cols), kk = static_cast<index>(k);
+    const strided a_map = ta ? strided(a_block, kk, r, Eigen::OuterStride<>(static_cast<index>(lda)))
+                             : strided(a_block, r, kk, Eigen::OuterStride<>(static_cast<index>(lda)));
+    const strided b_map = tb ? strided(b_block, q, kk, Eigen::OuterStride<>(static_cast<index>(ldb)))
+                             : strided(b_block, kk, q, Eigen::OuterStride<>(static_cast<index>(ldb)));
+    Eigen::Map<matrix, 0, Eigen::OuterStride<>> c_map(c_block, r, q, Eigen::OuterStride<>(static_cast<index>(ldc)));
     if (beta == S(0)) {
-      c_block.setZero();
+      c_map.setZero();
     } else if (beta != S(1)) {
-      c_block *= beta;
+      c_map *= beta;
     }
-    if (!ta && !tb) c_block.noalias() += alpha * a_block * b_full;
-    else if (ta && !tb) c_block.noalias() += alpha * a_block.transpose() * b_full;
-    else if (!ta && tb) c_block.noalias() += alpha * a_block * b_full.transpose();
-    else c_block.noalias() += alpha * a_block.transpose() * b_full.transpose();
+    if (!ta && !tb) c_map.noalias() += alpha * a_map * b_map;
+    else if (ta && !tb) c_map.noalias() += alpha * a_map.transpose() * b_map;
+    else if (!ta && tb) c_map.noalias() += alpha * a_map * b_map.transpose();
+    else c_map.noalias() += alpha * a_map.transpose() * b_map.transpose();
   }
 
 #if AYF_EIGEN_OPENBLAS
-  /// C[m x n] (contiguous) = alpha op(A) op(B) + beta C through cblas_?gemm on one thread; false
-  /// (nothing done) for an empty product or sizes beyond OpenBLAS's int, left to Eigen.
+  /// C[m x n] (leading dimension ldc) = alpha op(A) op(B) + beta C through cblas_?gemm on one
+  /// thread; false (nothing done) for an empty product or sizes beyond OpenBLAS's int, left to Eigen.
   static bool openblas_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
-                            std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
+                            std::size_t lda, const S* b, std::size_t ldb, S beta, S* c, std::size_t ldc) {
     constexpr std::size_t limit = INT_MAX;
-    if (m == 0 || n == 0 || k == 0 || m > limit || n > limit || k > limit || lda > limit || ldb > limit) return false;
+    if (m == 0 || n == 0 || k == 0 || m > limit || n > limit || k > limit || lda > limit || ldb > limit ||
+        ldc > limit)
+      return false;
     static std::once_flag single_thread;
     std::call_once(single_thread, [] { openblas_set_num_threads(1); });
     const auto op_a = ta ? CblasTrans : CblasNoTrans, op_b = tb ? CblasTrans : CblasNoTrans;
     const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-    const int la = static_cast<int>(lda), lb = static_cast<int>(ldb);
+    const int la = static_cast<int>(lda), lb = static_cast<int>(ldb), lc = static_cast<int>(ldc);
     if constexpr (std::is_same_v<S, float>) {
-      cblas_sgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, ni);
+      cblas_sgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, lc);
     } else if constexpr (std::is_same_v<S, double>) {
-      cblas_dgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, ni);
+      cblas_dgemm(CblasRowMajor, op_a, op_b, mi, ni, ki, alpha, a, la, b, lb, beta, c, lc);
     } else {
       return false;
     }
