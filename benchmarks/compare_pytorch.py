@@ -5,7 +5,11 @@ PyTorch (Debian's python3-torch; install libopenblas-dev first, or it falls back
 and in ayf (benchmarks/bench_steps, run in the same invocation), and prints ayf/PyTorch ratios, the
 achieved GFLOP/s against a measured SGEMM peak, the machine's vector extensions and its load.
 
-    /usr/bin/python3 benchmarks/compare_pytorch.py --bench build-bench/benchmarks/bench_steps [--models unet]
+    /usr/bin/python3 benchmarks/compare_pytorch.py --bench build-bench/benchmarks/bench_steps [--models unet] [--rounds 3]
+
+Each round times ayf's steps, then PyTorch's; the table gives the median of the rounds for every time
+(so a slow spell of a shared machine moves one round, not the comparison), and the U-Net lines the
+range of the per-round ratios.
 
 The PyTorch EMD step follows the common peer recipe: torch.autograd.forward_ad for (F, dF/dt), then a
 second forward with autograd for the loss (ayf reuses the JVP's primal activations instead).
@@ -14,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -205,9 +210,49 @@ def time_it(fn, seconds=2.0):
 
 
 def torch_steps(dims, width, batch, weak_width):
+    """(FM seconds, EMD seconds, FM CPU seconds, EMD CPU seconds) per step of the MLP in PyTorch."""
     torch.manual_seed(0)
     teacher, weak, student = MLP(dims, width, False), MLP(dims, weak_width, False), MLP(dims, width, True)
-    return recipe_steps(teacher, weak, student, torch.randn(batch, dims))
+    return recipe_steps(teacher, weak, student, torch.randn(batch, dims)) + recipe_steps.cpu
+
+
+def torch_unet_steps():
+    """The same four numbers for the U-Net (parameter counts checked against ayf's)."""
+    torch.manual_seed(0)
+    teacher, weak, student = UNet(False), UNet(False), UNet(True)
+    for model, is_student in ((teacher, False), (student, True)):
+        count = sum(p.numel() for p in model.parameters())
+        if count != UNET_PARAMETERS[is_student]:
+            sys.exit(f"compare_pytorch: the PyTorch U-Net {'student' if is_student else 'teacher'} has {count} "
+                     f"parameters, ayf's {UNET_PARAMETERS[is_student]}: the architectures differ")
+    return recipe_steps(teacher, weak, student, torch.randn(UNET_BATCH, 28 * 28), seconds=6.0) + recipe_steps.cpu
+
+
+def measure_round(binary, models):
+    """One round: ayf's steps (bench_steps), then PyTorch's. Returns (ayf times, torch times)."""
+    ayf = ayf_steps(binary, models)
+    ours = {}
+    if "mlp" in models:
+        for dims, width, batch in SHAPES:
+            for fraction, _ in WEAK_FRACTIONS:
+                ours[(dims, width, batch, width // fraction)] = torch_steps(dims, width, batch, width // fraction)
+    if "unet" in models:
+        ours["unet"] = torch_unet_steps()
+    return ayf, ours
+
+
+def median_of(rounds):
+    """The median over rounds of every number (tuples element by element); other values from round 1."""
+    out = {}
+    for key, first in rounds[0].items():
+        values = [r[key] for r in rounds]
+        if isinstance(first, tuple):
+            out[key] = tuple(statistics.median(v[i] for v in values) for i in range(len(first)))
+        elif isinstance(first, (int, float)):
+            out[key] = statistics.median(values)
+        else:
+            out[key] = first
+    return out
 
 
 def recipe_steps(teacher, weak, student, x0, seconds=2.0):
@@ -305,9 +350,13 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both (default: all cores)")
     parser.add_argument("--models", nargs="+", choices=["mlp", "unet"], default=["mlp", "unet"],
                         help="which steps to compare (default: both)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of ayf-then-PyTorch timings; the table gives their medians (default: 3)")
     args = parser.parse_args()
     if not os.access(args.bench, os.X_OK):
         sys.exit(f"compare_pytorch: '{args.bench}' is not an executable bench_steps binary")
+    if not 1 <= args.rounds <= 100:
+        sys.exit(f"compare_pytorch: --rounds must be in [1, 100], got {args.rounds}")
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     blas = torch.__config__.show()
@@ -319,25 +368,25 @@ def main():
           next((line.strip() for line in blas.splitlines() if "CPU capability" in line), ""))
     peak = sgemm_peak()
     print(f"measured SGEMM peak (torch.mm, best of 1024^3 and 2048^3): {peak:.1f} GFLOP/s\n")
-    ayf = ayf_steps(args.bench, args.models)
+    ayf_rounds, torch_rounds = [], []
+    for r in range(args.rounds):
+        a, t = measure_round(args.bench, args.models)
+        ayf_rounds.append(a)
+        torch_rounds.append(t)
+        print(f"round {r + 1} of {args.rounds} measured", file=sys.stderr, flush=True)
+    ayf, ours = median_of(ayf_rounds), median_of(torch_rounds)
     print(f"ayf gemm: {ayf['gemm']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} "
-          "(torch's OpenBLAS reads it too)\n")
+          "(torch's OpenBLAS reads it too)")
+    print(f"times: medians of {args.rounds} round(s), each ayf's steps then PyTorch's\n")
     if "mlp" in args.models:
-        compare_mlp(ayf, peak)
+        compare_mlp(ayf, ours, peak)
     if "unet" in args.models:
-        compare_unet(ayf, peak)
+        compare_unet(ayf, ours, peak, ayf_rounds, torch_rounds)
     print(f"\nafter the run: {cpu_line()}")
 
 
-def compare_unet(ayf, peak):
-    torch.manual_seed(0)
-    teacher, weak, student = UNet(False), UNet(False), UNet(True)
-    for model, is_student in ((teacher, False), (student, True)):
-        count = sum(p.numel() for p in model.parameters())
-        if count != UNET_PARAMETERS[is_student]:
-            sys.exit(f"compare_pytorch: the PyTorch U-Net {'student' if is_student else 'teacher'} has {count} "
-                     f"parameters, ayf's {UNET_PARAMETERS[is_student]}: the architectures differ")
-    t_fm, t_emd = recipe_steps(teacher, weak, student, torch.randn(UNET_BATCH, 28 * 28), seconds=6.0)
+def compare_unet(ayf, ours, peak, ayf_rounds, torch_rounds):
+    t_fm, t_emd, c_fm, c_emd = ours["unet"]
     a_fm = ayf[("unet_flow_matching_step", UNET_BATCH)]
     a_emd = ayf[("unet_ayf_emd_step", UNET_BATCH)]
     forward, first = unet_flops(UNET_BATCH)
@@ -354,16 +403,20 @@ def compare_unet(ayf, peak):
         print(f"{name:<10}{a * 1e3:>10.1f}{t * 1e3:>10.1f}{t / a:>11.2f}{ga:>10.1f}{100 * ga / peak:>7.0f}%"
               f"{gt:>12.1f}{100 * gt / peak:>7.0f}%")
     print(f"EMD/FM: ayf {a_emd / a_fm:.2f}, torch {t_emd / t_fm:.2f}")
+    if len(ayf_rounds) > 1:
+        ratios = [(t["unet"][0] / a[("unet_flow_matching_step", UNET_BATCH)],
+                   t["unet"][1] / a[("unet_ayf_emd_step", UNET_BATCH)]) for a, t in zip(ayf_rounds, torch_rounds)]
+        print("torch/ayf per round: FM " + " ".join(f"{r[0]:.2f}" for r in ratios) +
+              "; AYF-EMD " + " ".join(f"{r[1]:.2f}" for r in ratios))
     # On a machine shared with other work, wall time measures the share of the cores each got; the
     # process CPU time (all threads) measures the work of a step.
-    c_fm, c_emd = recipe_steps.cpu
     a_cfm, a_cemd = ayf[("cpu", "unet_flow_matching_step", UNET_BATCH)], ayf[("cpu", "unet_ayf_emd_step", UNET_BATCH)]
     print(f"process CPU seconds per step (all threads): FM ayf {a_cfm:.2f} / torch {c_fm:.2f} "
           f"(torch/ayf {c_fm / a_cfm:.2f}); AYF-EMD ayf {a_cemd:.2f} / torch {c_emd:.2f} (torch/ayf {c_emd / a_cemd:.2f}); "
           f"EMD/FM ayf {a_cemd / a_cfm:.2f}, torch {c_emd / c_fm:.2f}")
 
 
-def compare_mlp(ayf, peak):
+def compare_mlp(ayf, ours, peak):
     print(f"{'shape (D, width, batch)':<26}{'step':<22}{'ayf ms':>9}{'torch ms':>10}{'torch/ayf':>11}"
           f"{'ayf GF/s':>10}{'% peak':>8}{'EMD/FM ayf':>12}{'EMD/FM torch':>14}{'EMD/FM GEMM':>13}{'CPU t/a':>10}")
     print("(CPU t/a: torch/ayf in process CPU seconds per step, all threads)")
@@ -375,8 +428,7 @@ def compare_mlp(ayf, peak):
         rows = []
         for fraction, label in WEAK_FRACTIONS:
             weak_width = width // fraction
-            t_fm, t_emd = torch_steps(dims, width, batch, weak_width)
-            c_fm, c_emd = recipe_steps.cpu
+            t_fm, t_emd, c_fm, c_emd = ours[(dims, width, batch, weak_width)]
             a_emd = ayf[("ayf_emd_step", dims, width, batch, weak_width)]
             cpu_ratio = c_emd / ayf[("cpu", "ayf_emd_step", dims, width, batch, weak_width)]
             emd_flops = (flops_forward(dims, width, batch, False) + flops_forward(dims, weak_width, batch, False) +
