@@ -10,6 +10,7 @@
 #include <climits>
 #include <concepts>
 #include <cstddef>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <type_traits>
