@@ -8,8 +8,8 @@ achieved GFLOP/s against a measured SGEMM peak, the machine's vector extensions 
     /usr/bin/python3 benchmarks/compare_pytorch.py --bench build-bench/benchmarks/bench_steps [--models unet] [--rounds 3]
 
 Each round times ayf's steps, then PyTorch's; the table gives the median of the rounds for every time
-(so a slow spell of a shared machine moves one round, not the comparison), and the U-Net lines the
-range of the per-round ratios.
+(so a slow spell of a shared machine moves one round, not the comparison), and the U-Net lines every
+round's ratio.
 
 The PyTorch EMD step follows the common peer recipe: torch.autograd.forward_ad for (F, dF/dt), then a
 second forward with autograd for the loss (ayf reuses the JVP's primal activations instead).
