@@ -3,11 +3,17 @@
 // batches follow their documented Philox definition on every backend; the trainer lowers a flow-matching
 // loss; a U-Net and an MLP stage resumed from a file that restates nothing continue bit for bit; the hook
 // runs between backward and the update; divergence errors name the stage, step, hint and last checkpoint;
-// an inference export holds the EMA weights in the safetensors byte layout.
+// a stop request ends a run after its step with that step's checkpoint and the resumed run continues bit
+// for bit; SIGINT / SIGTERM set the stop flag once (ayf/train/stop_signal.hpp); an inference export holds
+// the EMA weights in the safetensors byte layout.
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +35,7 @@
 #include "ayf/objectives/ayf_lmd.hpp"
 #include "ayf/objectives/flow_matching.hpp"
 #include "ayf/train/checkpoint.hpp"
+#include "ayf/train/stop_signal.hpp"
 #include "ayf/train/trainer.hpp"
 #include "support/scratch_dir.hpp"
 
@@ -354,9 +361,16 @@ final_state unet_stage(B::context& ctx, unet_t& model, const fs::path& checkpoin
 }
 
 /// An AYF-EMD student (MLP) distilled from a fixed MLP teacher; the tangent warmup uses the iteration.
-final_state mlp_stage(B::context& ctx, mlp_t& student, const fs::path& checkpoint, std::uint64_t steps, bool resume) {
+/// With `stop_at`, the objective's step `stop_at` sets the trainer's stop flag; `result` and `log`
+/// (when not null) get what run() returned and its lines.
+final_state mlp_stage(B::context& ctx, mlp_t& student, const fs::path& checkpoint, std::uint64_t steps, bool resume,
+                      std::uint64_t stop_at = 0, ayf::train::train_result* result = nullptr,
+                      std::ostream* log = nullptr) {
   stage_run run(checkpoint, steps);
   run.config.resume = resume;
+  run.config.log = log;
+  std::atomic<bool> stop{false};
+  if (stop_at > 0) run.config.stop = &stop;
   B::context tctx(8);
   mlp_t teacher(tctx, small_mlp());
   ayf::data::batch_sampler<B> sampler(gaussian_mixture(500), {32, 0.0, 19});
@@ -364,9 +378,11 @@ final_state mlp_stage(B::context& ctx, mlp_t& student, const fs::path& checkpoin
   ayf::ayf_emd_config ec;
   ec.warmup_iterations = 10;
   ayf::ayf_emd<B, mlp_t> emd(ec);
-  t.run(ctx, sampler, [&](auto& c, const B::tensor& x, const B::tensor* y, std::uint64_t it) {
+  const auto r = t.run(ctx, sampler, [&](auto& c, const B::tensor& x, const B::tensor* y, std::uint64_t it) {
+    if (it == stop_at) stop = true;
     return emd.step(c, student, teacher, x, y, static_cast<double>(it));
   });
+  if (result != nullptr) *result = r;
   return capture(ctx, student, t);
 }
 
@@ -431,6 +447,100 @@ TEST_CASE("trainer: an AYF-EMD MLP stage resumed from a file that restates nothi
   CHECK(state.iteration == n);
   CHECK(opt.steps() == n);
   CHECK(same_bits<B>(ctx2, loaded.parameters().values, resumed.parameters().values));
+}
+
+/// The iteration stored in an MLP stage's checkpoint.
+std::uint64_t checkpoint_iteration(const fs::path& checkpoint) {
+  B::context ctx(1);
+  mlp_t model = ayf::train::load_model<mlp_t>(checkpoint, ctx);
+  ayf::nn::adam<B> opt(ctx, model.parameters());
+  ayf::nn::exponential_moving_average<B> ema(ctx, model.parameters(), 0.9);
+  auto state = ayf::train::make_training_state<B>(model, &opt, &ema, "stage");
+  state.settings = {{"batch", "32"}, {"ema", std::to_string(0.9)}};
+  ayf::train::load_checkpoint<B>(checkpoint, ctx, state);
+  return state.iteration;
+}
+
+TEST_CASE("trainer: a stop request ends the run after its step with that step's checkpoint; resume continues bit "
+          "for bit",
+          "[train][cpu]") {
+  scratch_dir dir;
+  constexpr std::uint64_t n = 11;  // checkpoints every 3 steps (stage_run) and at 11
+  B::context tctx(8);
+  const mlp_t teacher(tctx, small_mlp());
+  B::context straight_ctx(1);
+  mlp_t straight = mlp_t::from_teacher(straight_ctx, teacher, student_config());
+  const final_state a = mlp_stage(straight_ctx, straight, dir / "straight.safetensors", n, false);
+  // Between checkpoints (5), on one (6), and at the last step (a finished run, not a stopped one).
+  for (const std::uint64_t stop_at : {5u, 6u, 11u}) {
+    INFO("stop requested at step " << stop_at);
+    const fs::path path = dir / ("stop" + std::to_string(stop_at) + ".safetensors");
+    std::ostringstream log;
+    ayf::train::train_result result;
+    {
+      B::context ctx(1);
+      mlp_t first = mlp_t::from_teacher(ctx, teacher, student_config());
+      mlp_stage(ctx, first, path, n, false, stop_at, &result, &log);
+    }
+    CHECK(result.last_step == stop_at);
+    CHECK(result.stopped == (stop_at < n));
+    CHECK(checkpoint_iteration(path) == stop_at);
+    const std::string expected = ayf::detail::concat("stage: stopped at step ", stop_at, " of ", n, "; checkpoint '",
+                                                     path.string(), "' (resume continues from it)");
+    CHECK((log.str().find(expected) != std::string::npos) == (stop_at < n));
+    CHECK_FALSE(fs::exists(fs::path(path.string() + ".tmp")));
+    B::context ctx(99);
+    mlp_t resumed = ayf::train::load_model<mlp_t>(path, ctx);
+    ayf::train::train_result rest;
+    const final_state b = mlp_stage(ctx, resumed, path, n, true, 0, &rest);
+    CHECK(rest.resumed);
+    CHECK(rest.first_step == stop_at + 1);
+    CHECK_FALSE(rest.stopped);
+    check_identical(a, b);
+  }
+  SECTION("without a checkpoint file the run still stops, and says so") {
+    B::context ctx(1);
+    mlp_t model = mlp_t::from_teacher(ctx, teacher, student_config());
+    std::ostringstream log;
+    ayf::train::train_result result;
+    mlp_stage(ctx, model, fs::path(), n, false, 4, &result, &log);
+    CHECK(result.stopped);
+    CHECK(result.last_step == 4);
+    CHECK(log.str().find("stage: stopped at step 4 of 11; no checkpoint configured") != std::string::npos);
+  }
+}
+
+TEST_CASE("stop_on_signals: SIGINT and SIGTERM set the stop flag once each, then their default action is back",
+          "[train][cpu]") {
+  struct sigaction saved_int {}, saved_term {}, now {};
+  REQUIRE(sigaction(SIGINT, nullptr, &saved_int) == 0);
+  REQUIRE(sigaction(SIGTERM, nullptr, &saved_term) == 0);
+  ayf::train::clear_stop_request();
+  const std::atomic<bool>* flag = ayf::train::stop_on_signals();
+  CHECK(flag == ayf::train::stop_request_flag());
+  CHECK_FALSE(flag->load());
+  CHECK(ayf::train::stop_signal() == 0);
+  REQUIRE(std::raise(SIGTERM) == 0);  // handled: the process goes on
+  CHECK(flag->load());
+  CHECK(ayf::train::stop_requested());
+  CHECK(ayf::train::stop_signal() == SIGTERM);
+  REQUIRE(sigaction(SIGTERM, nullptr, &now) == 0);
+  CHECK(now.sa_handler == SIG_DFL);  // a second SIGTERM would end the process
+  REQUIRE(sigaction(SIGINT, nullptr, &now) == 0);
+  CHECK(now.sa_handler != SIG_DFL);
+  REQUIRE(std::raise(SIGINT) == 0);
+  CHECK(ayf::train::stop_signal() == SIGINT);
+  REQUIRE(sigaction(SIGINT, nullptr, &now) == 0);
+  CHECK(now.sa_handler == SIG_DFL);
+  ayf::train::clear_stop_request();
+  CHECK_FALSE(ayf::train::stop_requested());
+  CHECK(ayf::train::stop_signal() == 0);
+  ayf::train::request_stop();  // a program's own reason: no signal
+  CHECK(flag->load());
+  CHECK(ayf::train::stop_signal() == 0);
+  ayf::train::clear_stop_request();
+  sigaction(SIGINT, &saved_int, nullptr);
+  sigaction(SIGTERM, &saved_term, nullptr);
 }
 
 TEST_CASE("trainer: the hook runs once per step after backward and before the optimizer step", "[train][cpu]") {

@@ -7,8 +7,11 @@
 // hint and the last good checkpoint, and nothing is written after it.
 // run_data_parallel does the same on every rank of a communicator (docs/distributed.md): each rank draws
 // its shards of the global batch, one gradient all-reduce per step, rank 0 logs and writes checkpoints.
+// A stop request (trainer_config::stop, e.g. stop_signal.hpp's SIGINT / SIGTERM flag) ends the run after
+// the step it is seen in, with that step's checkpoint written.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -51,6 +54,10 @@ struct trainer_config {
   std::size_t shards = 1;
   std::map<std::string, std::string> settings{};  ///< extra settings stored and compared on resume
   std::ostream* log = &std::cerr;       ///< progress and resume lines; null = silent
+  /// Read once per step, after the objective's step: when it is set and true, the run ends after that
+  /// step (checkpoint written, train_result::stopped). With several ranks, a request on any rank stops
+  /// all of them at the same step. Null: never stops early.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 /// What run() did.
@@ -58,6 +65,7 @@ struct train_result {
   std::uint64_t first_step = 0;  ///< the first step run (steps + 1 when none ran)
   std::uint64_t last_step = 0;   ///< the iteration reached
   bool resumed = false;          ///< started from the checkpoint
+  bool stopped = false;          ///< ended before config.steps on config.stop (last_step's checkpoint written)
   step_statistics last{};        ///< statistics of the last step run
 };
 
@@ -186,9 +194,11 @@ public:
         stats.loss = loss;
         stats.tangent_norm = tangent;
       }
+      // Stop requests are summed with the statistics, so all ranks see the same count.
+      double stop_requests = c.stop != nullptr && c.stop->load(std::memory_order_relaxed) ? 1.0 : 0.0;
       if (ranks > 1) {  // then shards > 1
         comm.all_reduce_sum(ctx, params.gradients);
-        reduce_statistics(ctx, comm, stats);
+        reduce_statistics(ctx, comm, stats, stop_requests);
       }
       if (shards > 1) {
         B::scale_sum_rows(ctx, params.gradients, 1.0 / static_cast<double>(shards), params.gradients);
@@ -214,6 +224,19 @@ public:
         state.iteration = it;
         if (rank == 0) save_checkpoint<B>(c.checkpoint, ctx, state);
         last_good = ayf::detail::concat("'", c.checkpoint.string(), "' (step ", it, ")");
+      }
+      if (stop_requests > 0 && it < c.steps) {
+        if (!c.checkpoint.empty() && state.iteration != it) {
+          state.iteration = it;
+          if (rank == 0) save_checkpoint<B>(c.checkpoint, ctx, state);
+        }
+        log << c.stage << ": stopped at step " << it << " of " << c.steps
+            << (c.checkpoint.empty() ? std::string("; no checkpoint configured")
+                                     : ayf::detail::concat("; checkpoint '", c.checkpoint.string(),
+                                                           "' (resume continues from it)"))
+            << "\n";
+        result.stopped = true;
+        return result;
       }
     }
     return result;
@@ -258,16 +281,20 @@ private:
     return c;
   }
 
-  /// The step's loss and tangent norm summed over ranks.
+  /// The step's loss, tangent norm and stop requests summed over ranks.
   template <class Communicator>
-  static void reduce_statistics(typename B::context& ctx, Communicator& comm, step_statistics& stats) {
+  static void reduce_statistics(typename B::context& ctx, Communicator& comm, step_statistics& stats,
+                                double& stop_requests) {
     using S = typename B::scalar;
-    auto t = B::from_host(ctx, std::vector<S>{static_cast<S>(stats.loss), static_cast<S>(stats.tangent_norm)},
-                          shape(1, 2));
+    auto t = B::from_host(ctx,
+                          std::vector<S>{static_cast<S>(stats.loss), static_cast<S>(stats.tangent_norm),
+                                         static_cast<S>(stop_requests)},
+                          shape(1, 3));
     comm.all_reduce_sum(ctx, t);
     const auto v = B::to_host(ctx, t);
     stats.loss = static_cast<double>(v[0]);
     stats.tangent_norm = static_cast<double>(v[1]);
+    stop_requests = static_cast<double>(v[2]);
   }
 
   trainer_config m_config;
