@@ -8,6 +8,8 @@
 // Built with ayf::mpi it runs unchanged under `mpirun -np N` (docs/distributed.md): every stage trains
 // data-parallel (trainer::run_data_parallel, --shards blocks of the global batch), rank 0 alone prints,
 // samples, scores and writes the outputs, and an error on one rank ends the job naming that rank.
+// SIGINT or SIGTERM (Ctrl-C) stops it after the current training step with that step's checkpoint, or
+// between sampling chunks, and it exits with 128 + the signal; a second signal ends it at once.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -48,6 +50,7 @@
 #include "ayf/samplers/consistency.hpp"
 #include "ayf/samplers/flow_map.hpp"
 #include "ayf/samplers/ode.hpp"
+#include "ayf/train/stop_signal.hpp"
 #include "ayf/train/trainer.hpp"
 #include "ayf_cli/processes.hpp"
 #include "evaluation.hpp"
@@ -194,14 +197,25 @@ ayf::train::trainer_config stage_config(const options& o, const std::string& nam
 }
 
 /// Trains `model` with `step` under the trainer (atomic checkpoints, resume) on every rank of `comm`
-/// (data-parallel, --batch the global batch), then keeps the EMA weights.
+/// (data-parallel, --batch the global batch), then keeps the EMA weights. A stop request (SIGINT,
+/// SIGTERM) ends the stage after the step it came in, with that step's checkpoint: ayf_cli::stopped.
 template <class B, class Comm, class Model, class Step>
 void train_stage(const options& o, Comm& comm, const ayf::data::images& data, ayf::train::trainer_config tc,
                  double dropout, Model& model, Step&& step) {
+  const std::string label = tc.label.empty() ? tc.stage : tc.label;
+  // One process checks before the stage too; several agree on a step inside the trainer only.
+  if (comm.size() == 1 && ayf::train::stop_requested()) {
+    throw ayf_cli::stopped(concat("before the ", label, "; run the same command with --resume to continue"));
+  }
   ayf::data::batch_sampler<B> sampler(data, {o.batch, dropout, o.seed ^ name_hash(tc.stage + ".data")});
   typename B::context ctx(tc.seed);
+  tc.stop = ayf::train::stop_request_flag();
   ayf::train::trainer<B, Model> trainer(ctx, model, tc);
-  trainer.run_data_parallel(ctx, sampler, comm, step);
+  const ayf::train::train_result result = trainer.run_data_parallel(ctx, sampler, comm, step);
+  if (result.stopped) {
+    throw ayf_cli::stopped(concat("the ", label, " at step ", result.last_step, " of ", tc.steps, ", checkpoint '",
+                                  tc.checkpoint.string(), "'; run the same command with --resume to continue"));
+  }
   trainer.use_ema_weights(ctx);
 }
 
@@ -283,6 +297,7 @@ int run(options o, process_group group) {
   using S = typename B::scalar;
   try {
     const auto t_start = std::chrono::steady_clock::now();
+    ayf::train::stop_on_signals();  // SIGINT / SIGTERM: checkpoint, then stop (a second one ends the process)
     if (!(o.lambda_range[0] <= o.lambda_range[1])) {
       throw option_error(concat("--lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ", o.lambda_range[1]));
     }
@@ -512,6 +527,10 @@ int run(options o, process_group group) {
       typename B::context ectx(o.seed ^ 0x5a3b1e);  // the same stream (gamma / sCD noise) for every method
       tensor x, label_chunk, lambda_chunk;
       for (std::size_t first_row = 0; first_row < n; first_row += o.chunk) {
+        if (ayf::train::stop_requested()) {
+          throw ayf_cli::stopped(concat("while sampling, after ", rows.size(), " of ", jobs.size(),
+                                        " evaluations (training is done: --resume loads the models and samples again)"));
+        }
         const std::size_t m = std::min(o.chunk, n - first_row);
         x = B::from_host(ectx, std::vector<S>(noise.begin() + static_cast<std::ptrdiff_t>(first_row * geo.dims()),
                                               noise.begin() + static_cast<std::ptrdiff_t>((first_row + m) * geo.dims())),

@@ -5,7 +5,8 @@
 // scatter PNGs and a checkpoint per model (so --resume skips finished stages).
 // Built with ayf::mpi it runs unchanged under `mpirun -np N` (docs/distributed.md): every stage trains
 // data-parallel (trainer::run_data_parallel, --shards blocks of the global batch), rank 0 alone prints
-// and writes the outputs, and an error on one rank ends the job naming that rank.
+// and writes the outputs, and an error on one rank ends the job naming that rank. SIGINT or SIGTERM
+// stops it after the current training step, with that step's checkpoint (exit status 128 + the signal).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -47,6 +48,7 @@
 #include "ayf/samplers/consistency.hpp"
 #include "ayf/samplers/flow_map.hpp"
 #include "ayf/samplers/ode.hpp"
+#include "ayf/train/stop_signal.hpp"
 #include "ayf/train/trainer.hpp"
 #include "ayf_cli/options.hpp"
 #include "ayf_cli/processes.hpp"
@@ -250,10 +252,20 @@ void train_stage(const options& o, Comm& comm, const dataset& d, const stage_inf
   tc.seed = o.seed ^ name_hash(name);
   tc.shards = o.shards;
   tc.settings["steps"] = std::to_string(steps);
+  // A stop request (SIGINT, SIGTERM): one process checks before the stage too; several agree on a step
+  // inside the trainer, which writes that step's checkpoint.
+  if (comm.size() == 1 && ayf::train::stop_requested()) {
+    throw ayf_cli::stopped(concat("before the ", stage.label, "; run the same command with --resume to continue"));
+  }
+  tc.stop = ayf::train::stop_request_flag();
   ayf::data::batch_sampler<B> sampler(d.train, {o.batch, dropout, o.seed ^ name_hash(name + ".data")});
   typename B::context ctx(tc.seed);
   ayf::train::trainer<B, ayf::nn::mlp_flow_model<B>> trainer(ctx, model, tc);
-  trainer.run_data_parallel(ctx, sampler, comm, step);
+  const ayf::train::train_result result = trainer.run_data_parallel(ctx, sampler, comm, step);
+  if (result.stopped) {
+    throw ayf_cli::stopped(concat("the ", stage.label, " at step ", result.last_step, " of ", steps, ", checkpoint '",
+                                  tc.checkpoint.string(), "'; run the same command with --resume to continue"));
+  }
   trainer.use_ema_weights(ctx);
 }
 
@@ -364,6 +376,7 @@ int run(options o, process_group group) {
   using model_t = ayf::nn::mlp_flow_model<B>;
   try {
     const auto t_start = std::chrono::steady_clock::now();
+    ayf::train::stop_on_signals();  // SIGINT / SIGTERM: checkpoint, then stop (a second one ends the process)
     if (!(o.lambda_range[0] <= o.lambda_range[1])) {
       throw option_error(concat("toy2d: --lambda-range expected MIN <= MAX, received ", o.lambda_range[0], " ",
                                 o.lambda_range[1]));

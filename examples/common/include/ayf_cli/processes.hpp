@@ -11,7 +11,9 @@
 //
 // Errors that every rank raises alike (options) are option_error: rank 0 reports them and every rank
 // returns 1. Any other error may be one rank's alone (a file it cannot read), so with several
-// processes it ends the whole job through ayf::mpi_abort_job, naming the rank.
+// processes it ends the whole job through ayf::mpi_abort_job, naming the rank. A run ended by SIGINT or
+// SIGTERM (ayf/train/stop_signal.hpp; the trainer stops every rank at the same step) raises `stopped`:
+// rank 0 reports it and every rank returns 128 + the signal number, as a shell reports the signal.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,10 +23,12 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <stdexcept>
 #include <string_view>
 
 #include "ayf/core/error.hpp"
 #include "ayf/distributed/communicator.hpp"
+#include "ayf/train/stop_signal.hpp"
 #if AYF_CLI_MPI
 #include "ayf/backends/mpi/communicator.hpp"
 #endif
@@ -102,6 +106,11 @@ inline std::optional<int> parse(CLI::App& app, int argc, char** argv, const proc
   return std::nullopt;
 }
 
+/// A run ended by a stop request (ayf::train::stop_requested()), not by a failure.
+struct stopped : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 /// The number of shards of the global batch: `shards`, or one per process when it is 0. Raises
 /// option_error naming --shards unless the process count divides it and it divides `batch`.
 inline std::size_t resolve_shards(std::size_t shards, std::size_t batch, const process_group& group) {
@@ -120,9 +129,15 @@ inline std::size_t resolve_shards(std::size_t shards, std::size_t batch, const p
 
 /// The program's top-level error handler: returns 1 after rank 0 wrote "<program>: error: <what>" for
 /// an option_error or in a 1-process run; any other error of a run with several processes ends the job
-/// with "<program>: error on rank R of N: <what>" (ayf::mpi_abort_job) and does not return.
+/// with "<program>: error on rank R of N: <what>" (ayf::mpi_abort_job) and does not return. A `stopped`
+/// run: "<program>: stopped: <what>" and 128 + the signal (1 when the stop came without one).
 inline int report_error(std::string_view program, const std::exception& e, const process_group& group) {
   std::string_view what = e.what();
+  if (dynamic_cast<const stopped*>(&e) != nullptr) {
+    if (group.root()) std::cerr << program << ": stopped: " << what << "\n";
+    const int signal_number = ayf::train::stop_signal();
+    return signal_number > 0 ? 128 + signal_number : 1;
+  }
   if (what.starts_with(program) && what.substr(program.size()).starts_with(": ")) {
     what.remove_prefix(program.size() + 2);
   }
