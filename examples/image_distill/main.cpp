@@ -13,11 +13,14 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -35,6 +38,7 @@
 #include <cuda_runtime_api.h>
 #endif
 #include "ayf/backends/zlib/fashion_mnist.hpp"
+#include "ayf/core/hash.hpp"
 #include "ayf/data/batch_sampler.hpp"
 #include "ayf/data/images.hpp"
 #include "ayf/flow_map/parametrization.hpp"
@@ -518,10 +522,121 @@ int run(options o, process_group group) {
       }
     }
 
-    std::size_t total_nfe = 0, done_nfe = 0;
+    // ---- finished evaluations (DIR/evaluations.csv) ------------------------------------------
+    // Every finished evaluation is written there with a fingerprint of what its numbers depend on: the
+    // sampled models' parameters, the classifier's and its reference features, the noise, N, --chunk and
+    // the backend. With --resume an evaluation whose fingerprint matches, and whose grid and samples are
+    // there, is taken from the file instead of being sampled again.
+    const fs::path evaluations_path = out / "evaluations.csv";
+    const std::string evaluations_header = "fingerprint,method,guidance,lambda,steps,gamma,nfe,fd,precision,recall,class_accuracy";
+    auto parameters_hash = [&](const tensor& values, std::uint64_t hash) {
+      const std::vector<S> v = B::to_host(ctx, values);
+      return ayf::fnv1a64(v.data(), v.size() * sizeof(S), hash);
+    };
+    std::uint64_t evaluation_hash = ayf::fnv1a64(concat(o.backend, ' ', n, ' ', o.chunk, ' ', o.seed, ' ', labelled));
+    evaluation_hash = ayf::fnv1a64(noise.data(), noise.size() * sizeof(S), evaluation_hash);
+    if (net) {
+      evaluation_hash = parameters_hash(net->parameters().values, evaluation_hash);
+      evaluation_hash = ayf::fnv1a64(ref.all.values.data(), ref.all.values.size() * sizeof(double), evaluation_hash);
+    }
+    const std::uint64_t teacher_hash = parameters_hash(teacher.parameters().values, evaluation_hash);
+    const std::uint64_t autoguided_hash = parameters_hash(weak.parameters().values, teacher_hash);
+    std::map<std::string, std::uint64_t> student_hash;
+    for (auto& [name, s] : students) student_hash[name] = parameters_hash(s.parameters().values, evaluation_hash);
+    auto key_of = [&](const job& j) {
+      return concat(j.method, ',', j.guidance, ',', number(j.lambda), ',', j.steps, ',', number(j.gamma));
+    };
+    auto fingerprint_of = [&](const job& j) {
+      std::uint64_t models = 0;
+      if (j.method == "teacher_euler" || j.method == "teacher_heun") {
+        models = j.guidance == "autoguidance" ? autoguided_hash : teacher_hash;  // cfg: the teacher alone
+      } else {
+        models = student_hash.at(j.guidance == "cfg" ? std::string("ayf_emd_cfg") : j.method);
+      }
+      const std::string key = key_of(j);
+      return ayf::fnv1a64(key.data(), key.size(), models);
+    };
+    auto stem_of = [&](const job& j) {
+      std::string stem = concat(j.method, "_", j.guidance, "_", j.steps);
+      if (j.gamma > 0 && j.method != "scd") stem += "_gamma" + number(j.gamma);
+      if (j.guidance != "none" && j.lambda != o.inference_lambda) stem += "_lambda" + number(j.lambda);  // the sweep
+      return stem;
+    };
+    struct cached_evaluation {
+      std::uint64_t fingerprint = 0;
+      image_distill::scores s;
+    };
+    std::map<std::string, cached_evaluation> cached;  // by key_of
+    if (o.resume && fs::exists(evaluations_path)) {
+      std::ifstream in(evaluations_path);
+      std::string line;
+      std::size_t line_number = 0;
+      auto ignore = [&](const std::string& why) {
+        std::fprintf(stderr, "image_distill: ignoring line %zu of %s: %s\n", line_number, evaluations_path.string().c_str(),
+                     why.c_str());
+      };
+      while (std::getline(in, line)) {
+        ++line_number;
+        if (line_number == 1) {
+          if (line != evaluations_header) {
+            ignore("not the header '" + evaluations_header + "' (every evaluation runs again)");
+            break;
+          }
+          continue;
+        }
+        std::vector<std::string> fields;
+        for (std::size_t begin = 0;;) {
+          const std::size_t comma = line.find(',', begin);
+          fields.push_back(line.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin));
+          if (comma == std::string::npos) break;
+          begin = comma + 1;
+        }
+        if (fields.size() != 11) {
+          ignore(concat(fields.size(), " fields, expected 11"));
+          continue;
+        }
+        cached_evaluation c;
+        const auto [end, ec] = std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), c.fingerprint, 16);
+        if (ec != std::errc() || end != fields[0].data() + fields[0].size()) {
+          ignore("the fingerprint '" + fields[0] + "' is not hexadecimal");
+          continue;
+        }
+        double* metric[] = {&c.s.fd, &c.s.precision, &c.s.recall, &c.s.class_accuracy};
+        bool parsed = true;
+        for (std::size_t k = 0; k < 4; ++k) {
+          char* stop = nullptr;
+          *metric[k] = std::strtod(fields[7 + k].c_str(), &stop);
+          parsed = parsed && !fields[7 + k].empty() && *stop == '\0';
+        }
+        if (!parsed) {
+          ignore("a metric is not a number");
+          continue;
+        }
+        cached[concat(fields[1], ',', fields[2], ',', fields[3], ',', fields[4], ',', fields[5])] = c;
+      }
+    }
+    std::vector<std::pair<std::uint64_t, result_row>> finished;
+    auto write_evaluations = [&] {
+      std::ostringstream text;
+      text << evaluations_header << '\n';
+      char buffer[64];
+      for (const auto& [fingerprint, r] : finished) {
+        std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(fingerprint));
+        text << buffer << ',' << r.method << ',' << r.guidance << ',' << number(r.lambda) << ',' << r.steps << ','
+             << number(r.gamma) << ',' << r.nfe;
+        for (const double v : {r.s.fd, r.s.precision, r.s.recall, r.s.class_accuracy}) {
+          std::snprintf(buffer, sizeof buffer, "%.17g", v);  // exact: a reused row prints as the original
+          text << ',' << (std::isfinite(v) ? buffer : "nan");
+        }
+        text << '\n';
+      }
+      ayf::io::write_file_atomically(evaluations_path, text.str());
+    };
+
+    std::size_t total_nfe = 0, done_nfe = 0, reused = 0;
     for (const auto& j : jobs) total_nfe += j.nfe;
     const auto t_sampling = std::chrono::steady_clock::now();
-    auto evaluate = [&](const job& j) {
+    auto sample_and_score = [&](const job& j, const std::string& stem, result_row& r) {
       std::vector<S> samples;
       samples.reserve(n * geo.dims());
       typename B::context ectx(o.seed ^ 0x5a3b1e);  // the same stream (gamma / sCD noise) for every method
@@ -553,27 +668,43 @@ int run(options o, process_group group) {
       }
       std::vector<float> clipped(samples.begin(), samples.end());
       for (float& v : clipped) v = std::clamp(v, -1.0f, 1.0f);
-      result_row r{j.method, j.guidance, j.lambda, j.steps, j.gamma, j.nfe, {}};
       if (net) {
         const auto features = image_distill::extract_features<B>(ectx, *net, clipped, n, o.chunk);
         r.s = image_distill::score(features, ref, labels);
       }
-      rows.push_back(r);
       if (j.outputs) {
-        std::string stem = concat(j.method, "_", j.guidance, "_", j.steps);
-        if (j.gamma > 0 && j.method != "scd") stem += "_gamma" + number(j.gamma);
-        if (j.guidance != "none" && j.lambda != o.inference_lambda) stem += "_lambda" + number(j.lambda);  // the sweep
         image_distill::write_grid(out / "grids" / (stem + ".png"), clipped, geo, grid_rows);
         image_distill::write_samples(out / "samples" / stem, clipped, geo, labelled ? labels : std::vector<std::int64_t>{});
       }
+    };
+    auto evaluate = [&](const job& j) {
+      const std::string stem = stem_of(j);
+      const std::uint64_t fingerprint = fingerprint_of(j);
+      result_row r{j.method, j.guidance, j.lambda, j.steps, j.gamma, j.nfe, {}};
+      const auto hit = cached.find(key_of(j));
+      const bool outputs_there =
+          !j.outputs || (fs::exists(out / "grids" / (stem + ".png")) && fs::exists(out / "samples" / (stem + ".npy")) &&
+                         (!labelled || fs::exists(out / "samples" / (stem + "_labels.npy"))));
+      const bool reuse = hit != cached.end() && hit->second.fingerprint == fingerprint && outputs_there;
+      if (reuse) {
+        r.s = hit->second.s;
+        ++reused;
+      } else {
+        sample_and_score(j, stem, r);
+      }
+      rows.push_back(r);
+      finished.emplace_back(fingerprint, r);
+      write_evaluations();
       done_nfe += j.nfe;
       const double elapsed = seconds_since(t_sampling);
       const double eta = done_nfe < total_nfe ? elapsed / static_cast<double>(done_nfe) * static_cast<double>(total_nfe - done_nfe) : 0.0;
-      std::fprintf(stderr, "eval %zu/%zu %-13s %-12s lambda %-4s steps %3zu gamma %-4s nfe %4zu | fd %s precision %s recall %s class_acc %s | %.0f s, eta %.0f s\n",
+      std::fprintf(stderr, "eval %zu/%zu %-13s %-12s lambda %-4s steps %3zu gamma %-4s nfe %4zu | fd %s precision %s recall %s class_acc %s | %.0f s, eta %.0f s%s\n",
                    rows.size(), jobs.size(), j.method.c_str(), j.guidance.c_str(), number(j.lambda).c_str(), j.steps,
                    number(j.gamma).c_str(), j.nfe, format_metric(r.s.fd).c_str(), format_metric(r.s.precision).c_str(),
-                   format_metric(r.s.recall).c_str(), format_metric(r.s.class_accuracy).c_str(), elapsed, eta);
+                   format_metric(r.s.recall).c_str(), format_metric(r.s.class_accuracy).c_str(), elapsed, eta,
+                   reuse ? " (reused: evaluations.csv)" : "");
     };
+
     for (const auto& j : jobs) evaluate(j);
 
     // The lambda sweep: the student with the lowest FD at 4 steps (gamma 0, autoguided).
@@ -616,6 +747,10 @@ int run(options o, process_group group) {
                   number(r.lambda).c_str(), r.steps, number(r.gamma).c_str(), r.nfe, format_metric(r.s.fd).c_str(),
                   format_metric(r.s.precision).c_str(), format_metric(r.s.recall).c_str(),
                   format_metric(r.s.class_accuracy).c_str());
+    }
+    if (reused > 0) {
+      std::printf("evaluations: %zu of %zu reused from %s (their fingerprints matched)\n", reused, rows.size(),
+                  evaluations_path.string().c_str());
     }
     std::printf("time: training %.1f s, sampling and scoring %.1f s, total %.1f s; peak memory %zu MiB; wrote %s\n",
                 train_seconds, seconds_since(t_sampling), seconds_since(t_start), peak_memory_mib(),

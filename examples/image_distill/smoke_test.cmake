@@ -2,8 +2,9 @@
 # --help lists the options; the smoke preset writes image_distill.csv (exact header, rows of known
 # methods with finite metrics), grids and .npy samples (float32 [N, 28, 28], int64 labels [N]),
 # prints the classifier's accuracy, the noise floor, wall time and peak memory; a --resume run
-# reproduces the CSV (-DCOMPARE_BACKEND=<name>: the same rows, metrics to 1e-4 relative); the lambda
-# sweep writes its grids and samples;
+# reproduces the CSV (-DCOMPARE_BACKEND=<name>: the same rows, metrics to 1e-4 relative); evaluations.csv
+# holds every evaluation with its fingerprint, and a --resume run reuses those that match and whose grid
+# is there (the rest run again, the CSV unchanged); the lambda sweep writes its grids and samples;
 # unlabelled --images run without classifier or CFG; a missing data directory, a corrupt IDX file, a non-.npy
 # or truncated --images file and bad options fail with messages naming them.
 cmake_minimum_required(VERSION 3.25)
@@ -68,14 +69,69 @@ if(NOT h MATCHES "'descr': '<i8'" OR NOT h MATCHES "'shape': \\(100,\\)")
   message(FATAL_ERROR "labels .npy header: expected '<i8' (100,), got ${h}")
 endif()
 
-# --resume: every stage loads from its checkpoint and the table is the same.
+# evaluations.csv: the header and one row per evaluation, each with a 16-digit hexadecimal fingerprint.
+file(STRINGS "${run_dir}/evaluations.csv" evaluation_lines)
+list(GET evaluation_lines 0 evaluation_header)
+if(NOT evaluation_header STREQUAL "fingerprint,method,guidance,lambda,steps,gamma,nfe,fd,precision,recall,class_accuracy")
+  message(FATAL_ERROR "wrong evaluations.csv header: ${evaluation_header}")
+endif()
+list(REMOVE_AT evaluation_lines 0)
+list(LENGTH evaluation_lines evaluation_count)
+if(NOT evaluation_count EQUAL 19)
+  message(FATAL_ERROR "expected 19 rows in evaluations.csv, got ${evaluation_count}")
+endif()
+foreach(line IN LISTS evaluation_lines)
+  if(NOT line MATCHES "^[0-9a-f]+,(teacher_euler|teacher_heun|ayf_emd|ayf_lmd|scd),")
+    message(FATAL_ERROR "malformed evaluations.csv row: ${line}")
+  endif()
+endforeach()
+
+# --resume: every stage loads from its checkpoint and the table is the same, every evaluation sampled
+# again (evaluations.csv removed first).
 file(READ "${run_dir}/image_distill.csv" first_csv)
+file(REMOVE "${run_dir}/evaluations.csv")
 run_command("${PROGRAM}" --preset smoke --out "${run_dir}" --resume)
 expect_run_succeeded("image_distill --resume")
 expect_in("finished stage loaded" "${last_output}")
+if(last_output MATCHES "reused")
+  message(FATAL_ERROR "--resume without evaluations.csv reused an evaluation:\n${last_output}")
+endif()
 file(READ "${run_dir}/image_distill.csv" second_csv)
 if(NOT first_csv STREQUAL second_csv)
   message(FATAL_ERROR "--resume changed the CSV:\n${first_csv}\n---\n${second_csv}")
+endif()
+# Again with evaluations.csv: all 19 reused. Then with one fingerprint changed and one grid removed:
+# those two run again. The CSV stays the same.
+run_command("${PROGRAM}" --preset smoke --out "${run_dir}" --resume)
+expect_run_succeeded("image_distill --resume (evaluations reused)")
+expect_in("evaluations: 19 of 19 reused" "${last_output}")
+file(READ "${run_dir}/image_distill.csv" third_csv)
+if(NOT first_csv STREQUAL third_csv)
+  message(FATAL_ERROR "reusing evaluations changed the CSV:\n${first_csv}\n---\n${third_csv}")
+endif()
+file(READ "${run_dir}/evaluations.csv" evaluations)
+string(FIND "${evaluations}" "\n" header_end)
+math(EXPR first_digit "${header_end} + 1")
+math(EXPR after_digit "${header_end} + 2")
+string(SUBSTRING "${evaluations}" ${first_digit} 1 digit)
+string(SUBSTRING "${evaluations}" 0 ${first_digit} before)
+string(SUBSTRING "${evaluations}" ${after_digit} -1 after)
+if(digit STREQUAL "1")
+  set(digit 2)
+else()
+  set(digit 1)
+endif()
+file(WRITE "${run_dir}/evaluations.csv" "${before}${digit}${after}")
+file(REMOVE "${run_dir}/grids/ayf_lmd_autoguidance_2.png")
+run_command("${PROGRAM}" --preset smoke --out "${run_dir}" --resume)
+expect_run_succeeded("image_distill --resume (17 evaluations reused)")
+expect_in("evaluations: 17 of 19 reused" "${last_output}")
+if(NOT EXISTS "${run_dir}/grids/ayf_lmd_autoguidance_2.png")
+  message(FATAL_ERROR "the removed grid was not written again")
+endif()
+file(READ "${run_dir}/image_distill.csv" fourth_csv)
+if(NOT first_csv STREQUAL fourth_csv)
+  message(FATAL_ERROR "the partly reused evaluations changed the CSV:\n${first_csv}\n---\n${fourth_csv}")
 endif()
 
 # Another backend (-DCOMPARE_BACKEND=thrust when the build has it) writes the same table: the same rows
