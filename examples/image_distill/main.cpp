@@ -565,8 +565,10 @@ int run(options o, process_group group) {
     struct cached_evaluation {
       std::uint64_t fingerprint = 0;
       image_distill::scores s;
+      std::string line;  // as read: kept in the file until this run evaluates its key
     };
     std::map<std::string, cached_evaluation> cached;  // by key_of
+    std::vector<std::string> cached_order;            // the keys in the file's order
     if (o.resume && fs::exists(evaluations_path)) {
       std::ifstream in(evaluations_path);
       std::string line;
@@ -612,10 +614,16 @@ int run(options o, process_group group) {
           ignore("a metric is not a number");
           continue;
         }
-        cached[concat(fields[1], ',', fields[2], ',', fields[3], ',', fields[4], ',', fields[5])] = c;
+        c.line = line;
+        const std::string key = concat(fields[1], ',', fields[2], ',', fields[3], ',', fields[4], ',', fields[5]);
+        if (!cached.contains(key)) cached_order.push_back(key);
+        cached[key] = c;
       }
     }
     std::vector<std::pair<std::uint64_t, result_row>> finished;
+    std::set<std::string> finished_keys;
+    // The rows this run finished, then the file's rows of keys it has not reached yet (so that a run
+    // stopped again does not lose them).
     auto write_evaluations = [&] {
       std::ostringstream text;
       text << evaluations_header << '\n';
@@ -629,6 +637,9 @@ int run(options o, process_group group) {
           text << ',' << (std::isfinite(v) ? buffer : "nan");
         }
         text << '\n';
+      }
+      for (const std::string& key : cached_order) {
+        if (!finished_keys.contains(key)) text << cached.at(key).line << '\n';
       }
       ayf::io::write_file_atomically(evaluations_path, text.str());
     };
@@ -644,7 +655,7 @@ int run(options o, process_group group) {
       for (std::size_t first_row = 0; first_row < n; first_row += o.chunk) {
         if (ayf::train::stop_requested()) {
           throw ayf_cli::stopped(concat("while sampling, after ", rows.size(), " of ", jobs.size(),
-                                        " evaluations (training is done: --resume loads the models and samples again)"));
+                                        " evaluations (training is done: --resume loads the models, reuses the finished evaluations and samples the rest)"));
         }
         const std::size_t m = std::min(o.chunk, n - first_row);
         x = B::from_host(ectx, std::vector<S>(noise.begin() + static_cast<std::ptrdiff_t>(first_row * geo.dims()),
@@ -694,6 +705,7 @@ int run(options o, process_group group) {
       }
       rows.push_back(r);
       finished.emplace_back(fingerprint, r);
+      finished_keys.insert(key_of(j));
       write_evaluations();
       done_nfe += j.nfe;
       const double elapsed = seconds_since(t_sampling);
@@ -730,6 +742,9 @@ int run(options o, process_group group) {
         for (std::size_t i = first_job; i < jobs.size(); ++i) evaluate(jobs[i]);
       }
     }
+
+    cached_order.clear();  // every evaluation of this run is done: the file holds exactly its rows
+    write_evaluations();
 
     // ---- outputs -----------------------------------------------------------------------------
     std::ostringstream csv;
