@@ -6,7 +6,8 @@
 // Built with ayf::mpi it runs unchanged under `mpirun -np N` (docs/distributed.md): every stage trains
 // data-parallel (trainer::run_data_parallel, --shards blocks of the global batch), rank 0 alone prints
 // and writes the outputs, and an error on one rank ends the job naming that rank. SIGINT or SIGTERM
-// stops it after the current training step, with that step's checkpoint (exit status 128 + the signal).
+// stops it after the current training step, with that step's checkpoint, or before the next evaluation
+// (exit status 128 + the signal).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -509,6 +510,9 @@ int run(options o, process_group group) {
 
     auto evaluate = [&](const std::string& method, const std::string& guidance, std::size_t steps, double gamma,
                         const std::function<void(typename B::context&, typename B::tensor&)>& sample) {
+      if (ayf::train::stop_requested()) {
+        throw ayf_cli::stopped("while sampling (training is done: --resume loads the models and samples again)");
+      }
       typename B::context ectx(o.seed ^ 0xe7a1);  // the same noise for every method (common random numbers)
       typename B::tensor x = B::make(ectx, shape(n, d.train.cols));
       B::randn(ectx, x);
