@@ -207,19 +207,11 @@ template <class B, class Comm, class Model, class Step>
 void train_stage(const options& o, Comm& comm, const ayf::data::images& data, ayf::train::trainer_config tc,
                  double dropout, Model& model, Step&& step) {
   const std::string label = tc.label.empty() ? tc.stage : tc.label;
-  // One process checks before the stage too; several agree on a step inside the trainer only.
-  if (comm.size() == 1 && ayf::train::stop_requested()) {
-    throw ayf_cli::stopped(concat("before the ", label, "; run the same command with --resume to continue"));
-  }
   ayf::data::batch_sampler<B> sampler(data, {o.batch, dropout, o.seed ^ name_hash(tc.stage + ".data")});
   typename B::context ctx(tc.seed);
   tc.stop = ayf::train::stop_request_flag();
   ayf::train::trainer<B, Model> trainer(ctx, model, tc);
-  const ayf::train::train_result result = trainer.run_data_parallel(ctx, sampler, comm, step);
-  if (result.stopped) {
-    throw ayf_cli::stopped(concat("the ", label, " at step ", result.last_step, " of ", tc.steps, ", checkpoint '",
-                                  tc.checkpoint.string(), "'; run the same command with --resume to continue"));
-  }
+  ayf_cli::run_stoppable_stage(trainer, ctx, sampler, comm, step, label);
   trainer.use_ema_weights(ctx);
 }
 

@@ -253,20 +253,11 @@ void train_stage(const options& o, Comm& comm, const dataset& d, const stage_inf
   tc.seed = o.seed ^ name_hash(name);
   tc.shards = o.shards;
   tc.settings["steps"] = std::to_string(steps);
-  // A stop request (SIGINT, SIGTERM): one process checks before the stage too; several agree on a step
-  // inside the trainer, which writes that step's checkpoint.
-  if (comm.size() == 1 && ayf::train::stop_requested()) {
-    throw ayf_cli::stopped(concat("before the ", stage.label, "; run the same command with --resume to continue"));
-  }
-  tc.stop = ayf::train::stop_request_flag();
+  tc.stop = ayf::train::stop_request_flag();  // SIGINT, SIGTERM: that step's checkpoint, then ayf_cli::stopped
   ayf::data::batch_sampler<B> sampler(d.train, {o.batch, dropout, o.seed ^ name_hash(name + ".data")});
   typename B::context ctx(tc.seed);
   ayf::train::trainer<B, ayf::nn::mlp_flow_model<B>> trainer(ctx, model, tc);
-  const ayf::train::train_result result = trainer.run_data_parallel(ctx, sampler, comm, step);
-  if (result.stopped) {
-    throw ayf_cli::stopped(concat("the ", stage.label, " at step ", result.last_step, " of ", steps, ", checkpoint '",
-                                  tc.checkpoint.string(), "'; run the same command with --resume to continue"));
-  }
+  ayf_cli::run_stoppable_stage(trainer, ctx, sampler, comm, step, stage.label);
   trainer.use_ema_weights(ctx);
 }
 

@@ -24,7 +24,9 @@
 #include <optional>
 #include <ostream>
 #include <stdexcept>
+#include <string>
 #include <string_view>
+#include <utility>
 
 #include "ayf/core/error.hpp"
 #include "ayf/distributed/communicator.hpp"
@@ -110,6 +112,22 @@ inline std::optional<int> parse(CLI::App& app, int argc, char** argv, const proc
 struct stopped : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+/// Runs a training stage (trainer.run_data_parallel) that stops on ayf::train::stop_requested(): one
+/// process checks before the stage too (several agree on a step inside the trainer only), and a stage the
+/// trainer stopped raises `stopped` naming `label`, the step and the checkpoint. The trainer's config must
+/// carry ayf::train::stop_request_flag() as its stop.
+template <class Trainer, class Context, class Sampler, class Communicator, class Step>
+void run_stoppable_stage(Trainer& trainer, Context& ctx, Sampler& sampler, Communicator& comm, Step&& step,
+                         const std::string& label) {
+  const std::string resume_hint = "; run the same command with --resume to continue";
+  if (comm.size() == 1 && ayf::train::stop_requested()) throw stopped("before the " + label + resume_hint);
+  const auto result = trainer.run_data_parallel(ctx, sampler, comm, std::forward<Step>(step));
+  if (result.stopped) {
+    throw stopped(ayf::detail::concat("the ", label, " at step ", result.last_step, " of ", trainer.config().steps,
+                                      ", checkpoint '", trainer.config().checkpoint.string(), "'", resume_hint));
+  }
+}
 
 /// The number of shards of the global batch: `shards`, or one per process when it is 0. Raises
 /// option_error naming --shards unless the process count divides it and it divides `batch`.
