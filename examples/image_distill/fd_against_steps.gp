@@ -31,11 +31,15 @@ set xlabel "sampling steps"
 set ylabel "fd (classifier features, lower is better)"
 set key outside right
 set grid
-plot $euler using 1:2 with linespoints title "teacher Euler", \
-     $heun using 1:2 with linespoints title "teacher Heun", \
-     $emd using 1:2 with linespoints title "AYF-EMD, autoguidance", \
-     $emdgamma using 1:2 with linespoints title "AYF-EMD, gamma 0.5", \
-     $lmd using 1:2 with linespoints title "AYF-LMD, autoguidance", \
-     $scd using 1:2 with linespoints title "sCD, autoguidance", \
-     $emdcfg using 1:2 with linespoints title "AYF-EMD, CFG"
+# Only the series the CSV has (a run with --methods ayf_emd has no LMD, sCD or CFG rows).
+curves = ""
+if (|$euler| > 0) { curves = curves . ', $euler using 1:2 with linespoints title "teacher Euler"' }
+if (|$heun| > 0) { curves = curves . ', $heun using 1:2 with linespoints title "teacher Heun"' }
+if (|$emd| > 0) { curves = curves . ', $emd using 1:2 with linespoints title "AYF-EMD, autoguidance"' }
+if (|$emdgamma| > 0) { curves = curves . ', $emdgamma using 1:2 with linespoints title "AYF-EMD, gamma 0.5"' }
+if (|$lmd| > 0) { curves = curves . ', $lmd using 1:2 with linespoints title "AYF-LMD, autoguidance"' }
+if (|$scd| > 0) { curves = curves . ', $scd using 1:2 with linespoints title "sCD, autoguidance"' }
+if (|$emdcfg| > 0) { curves = curves . ', $emdcfg using 1:2 with linespoints title "AYF-EMD, CFG"' }
+if (strlen(curves) == 0) { print sprintf("fd_against_steps.gp: no rows at lambda %g in %s", lambda, ARG1); exit status 1 }
+eval "plot " . curves[3:]
 unset output
