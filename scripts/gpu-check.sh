@@ -71,9 +71,9 @@ build() {
   local args=(-DCMAKE_BUILD_TYPE=Release -DAYF_ENABLE_CUDA=ON -DAYF_CUDA_STATIC_RUNTIME=ON
               "-DCMAKE_CUDA_ARCHITECTURES=$arch" "-DCMAKE_CUDA_COMPILER=$nvcc_bin" -DAYF_BUILD_BENCHMARKS=ON
               -DAYF_BUILD_EXAMPLES=ON -DAYF_HEADER_CHECK=OFF -DAYF_INSTALL=OFF -DAYF_WERROR=ON
-              -DAYF_WITH_OPENBLAS=OFF '-DCMAKE_BUILD_RPATH=$ORIGIN')
-  # Without OpenBLAS (36 MB with libgfortran) the bundle fits the device tool's 64 MiB; the host-side
-  # references of the CUDA programs take Eigen's product.
+              -DAYF_WITH_OPENBLAS=OFF -DAYF_WITH_ONEDNN=OFF '-DCMAKE_BUILD_RPATH=$ORIGIN')
+  # Without OpenBLAS (36 MB with libgfortran) and oneDNN (40 MB) the bundle fits the device tool's
+  # 64 MiB; the host-side references of the CUDA programs take Eigen's product.
   if command -v ccache >/dev/null 2>&1; then
     args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   fi

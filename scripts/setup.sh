@@ -11,6 +11,7 @@ packages=(
   gnuplot-nox dataset-fashion-mnist zlib1g-dev
   libopenmpi-dev openmpi-bin   # ayf::mpi and its tests (docs/distributed.md)
   libopenblas-dev   # the Eigen backend's gemm through OpenBLAS (AYF_WITH_OPENBLAS, docs/performance.md)
+  libdnnl-dev       # the Eigen backend's float gemm through oneDNN (AYF_WITH_ONEDNN, docs/performance.md)
   clang libclang-rt-14-dev   # libFuzzer harnesses (scripts/fuzz.sh)
 )
 if [[ "${1:-}" == "--bench" ]]; then

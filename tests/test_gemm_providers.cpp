@@ -1,13 +1,15 @@
-// The Eigen backend's gemm providers (Eigen's product; OpenBLAS when built with AYF_WITH_OPENBLAS)
-// against the reference loops host_kernels::gemm: every transpose combination, leading dimensions
+// The Eigen backend's gemm providers (Eigen's product; OpenBLAS and oneDNN when built with
+// AYF_WITH_OPENBLAS / AYF_WITH_ONEDNN) against the reference loops host_kernels::gemm: every transpose combination, leading dimensions
 // wider than the operands (sub-blocks of larger matrices), beta = 0 over NaN, beta != 0, and
 // products large enough for the oneTBB split into blocks of rows, columns or both; float and double.
-// The split's grid, and results bitwise the same on one thread and on eight.
+// The split's grid, results bitwise the same on one thread and on eight, and the choice of the
+// default provider (AYF_GEMM).
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <tbb/task_arena.h>
@@ -116,6 +118,7 @@ TEST_CASE("eigen_storage gemm: bitwise the same on one thread and on eight", "[b
   const product_case cases[] = {{600, 2000, 64, 3, 0}, {1024, 768, 64, 0, 5}};
   std::vector<ayf::gemm_provider> providers{ayf::gemm_provider::eigen};
   if (ayf::eigen_storage<float>::has_openblas) providers.push_back(ayf::gemm_provider::openblas);
+  if (ayf::eigen_storage<float>::has_onednn) providers.push_back(ayf::gemm_provider::onednn);
   for (const auto provider : providers) {
     for (const product_case& pc : cases) {
       for (const bool ta : {false, true}) {
@@ -139,18 +142,60 @@ TEST_CASE("eigen_storage gemm: OpenBLAS equals the reference loops (transposes, 
           "[backend][gemm][openblas][cpu]") {
   if constexpr (ayf::eigen_storage<float>::has_openblas) {
 #if !defined(__AVX512F__)
-    CHECK(ayf::eigen_storage<double>::default_gemm() == ayf::gemm_provider::openblas);
+    CHECK(ayf::eigen_storage<double>::choose_gemm(nullptr) == ayf::gemm_provider::openblas);
 #endif
     check_provider<float>(ayf::gemm_provider::openblas);
     check_provider<double>(ayf::gemm_provider::openblas);
   } else {
     // Without AYF_WITH_OPENBLAS, asking for it names the provider and the build option.
-    CHECK(ayf::eigen_storage<double>::default_gemm() == ayf::gemm_provider::eigen);
+    CHECK(ayf::eigen_storage<double>::choose_gemm(nullptr) == ayf::gemm_provider::eigen);
     float x = 1, y = 0;
     REQUIRE_THROWS_WITH(ayf::eigen_storage<float>::gemm_with(ayf::gemm_provider::openblas, 1, 1, 1, false, false, 1.0f,
                                                              &x, 1, &x, 1, 0.0f, &y),
                         Catch::Contains("'provider'") && Catch::Contains("AYF_WITH_OPENBLAS"));
   }
+}
+
+TEST_CASE("eigen_storage gemm: oneDNN equals the reference loops in float; double has no oneDNN",
+          "[backend][gemm][onednn][cpu]") {
+  float x = 1, y = 0;
+  double xd = 1, yd = 0;
+  if constexpr (ayf::eigen_storage<float>::has_onednn) {
+    CHECK(ayf::eigen_storage<float>::choose_gemm(nullptr) == ayf::gemm_provider::onednn);
+    check_provider<float>(ayf::gemm_provider::onednn);
+    // oneDNN has no double gemm: asking for it says so.
+    CHECK_FALSE(ayf::eigen_storage<double>::has_onednn);
+    REQUIRE_THROWS_WITH(ayf::eigen_storage<double>::gemm_with(ayf::gemm_provider::onednn, 1, 1, 1, false, false, 1.0,
+                                                              &xd, 1, &xd, 1, 0.0, &yd),
+                        Catch::Contains("'provider'") && Catch::Contains("no double gemm"));
+  } else {
+    REQUIRE_THROWS_WITH(ayf::eigen_storage<float>::gemm_with(ayf::gemm_provider::onednn, 1, 1, 1, false, false, 1.0f,
+                                                             &x, 1, &x, 1, 0.0f, &y),
+                        Catch::Contains("'provider'") && Catch::Contains("AYF_WITH_ONEDNN"));
+  }
+}
+
+TEST_CASE("eigen_storage gemm: AYF_GEMM names the default provider", "[backend][gemm][cpu]") {
+  using single = ayf::eigen_storage<float>;
+  using twice = ayf::eigen_storage<double>;
+  CHECK(single::choose_gemm("eigen") == ayf::gemm_provider::eigen);
+  CHECK(twice::choose_gemm("eigen") == ayf::gemm_provider::eigen);
+  CHECK(single::choose_gemm("") == single::choose_gemm(nullptr));  // empty: unset
+  for (const auto provider : {ayf::gemm_provider::openblas, ayf::gemm_provider::onednn}) {
+    const char* name = ayf::to_string(provider);
+    INFO("AYF_GEMM=" << name);
+    if (single::has_provider(provider)) {
+      CHECK(single::choose_gemm(name) == provider);
+    } else {
+      REQUIRE_THROWS_WITH(single::choose_gemm(name), Catch::Contains("AYF_GEMM") && Catch::Contains(name));
+    }
+  }
+  // A provider built but not for double (oneDNN) leaves double's default; unknown names are errors.
+  if constexpr (AYF_EIGEN_ONEDNN != 0) CHECK(twice::choose_gemm("onednn") == twice::choose_gemm(nullptr));
+  REQUIRE_THROWS_WITH(single::choose_gemm("mkl"), Catch::Contains("AYF_GEMM") && Catch::Contains("received mkl") &&
+                                                      Catch::Contains("eigen, openblas or onednn"));
+  REQUIRE_THROWS_WITH(twice::choose_gemm("Eigen"), Catch::Contains("AYF_GEMM"));
+  CHECK(std::string(ayf::to_string(single::default_gemm())).size() > 0);
 }
 
 TEST_CASE("eigen_storage gemm: an empty inner dimension scales C by beta", "[backend][gemm][cpu]") {
@@ -159,5 +204,11 @@ TEST_CASE("eigen_storage gemm: an empty inner dimension scales C by beta", "[bac
     const double dummy = 0;
     ayf::eigen_storage<double>::gemm_with(provider, 2, 2, 0, false, false, 1.0, &dummy, 1, &dummy, 2, 0.5, c.data());
     CHECK(c == std::vector<double>{0.5, 1, 1.5, 2});
+  }
+  for (const auto provider : {ayf::gemm_provider::eigen, ayf::eigen_storage<float>::default_gemm()}) {
+    std::vector<float> c{1, 2, 3, 4};
+    const float dummy = 0;
+    ayf::eigen_storage<float>::gemm_with(provider, 2, 2, 0, false, false, 1.0f, &dummy, 1, &dummy, 2, 0.5f, c.data());
+    CHECK(c == std::vector<float>{0.5f, 1, 1.5f, 2});
   }
 }

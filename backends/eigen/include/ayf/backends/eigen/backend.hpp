@@ -1,12 +1,14 @@
 // ayf/backends/eigen/backend.hpp: the Eigen backend. Tensors are row-major Eigen matrices
-// (rows = samples); oneTBB parallelizes over the batch; gemm is Eigen's matrix product, or OpenBLAS's
-// cblas_sgemm / cblas_dgemm when built with AYF_EIGEN_OPENBLAS (CMake: AYF_WITH_OPENBLAS, set on
-// ayf::eigen for every consumer, so one program never mixes the two).
+// (rows = samples); oneTBB parallelizes over the batch; gemm is Eigen's matrix product, OpenBLAS's
+// cblas_sgemm / cblas_dgemm when built with AYF_EIGEN_OPENBLAS, or oneDNN's dnnl_sgemm (float) when
+// built with AYF_EIGEN_ONEDNN (CMake: AYF_WITH_OPENBLAS, AYF_WITH_ONEDNN, set on ayf::eigen for every
+// consumer, so one program never mixes them in one inline function).
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <climits>
 #include <concepts>
 #include <cstddef>
@@ -26,6 +28,13 @@
 #endif
 #if AYF_EIGEN_OPENBLAS
 #include <cblas.h>
+#endif
+#ifndef AYF_EIGEN_ONEDNN
+#define AYF_EIGEN_ONEDNN 0
+#endif
+#if AYF_EIGEN_ONEDNN
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 #endif
 
 namespace ayf {
@@ -61,7 +70,17 @@ struct tbb_executor {
 };
 
 /// Who computes the Eigen backend's matrix products.
-enum class gemm_provider { eigen, openblas };
+enum class gemm_provider { eigen, openblas, onednn };
+
+/// The provider's name, as errors, benchmarks and docs spell it.
+[[nodiscard]] inline const char* to_string(gemm_provider provider) {
+  switch (provider) {
+    case gemm_provider::eigen: return "eigen";
+    case gemm_provider::openblas: return "openblas";
+    case gemm_provider::onednn: return "onednn";
+  }
+  return "unknown";
+}
 
 template <std::floating_point S>
 struct eigen_storage {
@@ -80,22 +99,52 @@ struct eigen_storage {
   static S* data(tensor& x) { return x.data(); }
   static const S* data(const tensor& x) { return x.data(); }
 
-  /// The products the Eigen backend's gemm can use: Eigen's, and OpenBLAS's when built with it.
+  /// The products the Eigen backend's gemm can use: Eigen's, OpenBLAS's when built with it, and
+  /// oneDNN's (float only: oneDNN has no double GEMM) when built with it.
   static constexpr bool has_openblas = AYF_EIGEN_OPENBLAS != 0;
+  static constexpr bool has_onednn = AYF_EIGEN_ONEDNN != 0 && std::is_same_v<S, float>;
 
-  /// The provider gemm uses, chosen once per process by what measured faster (docs/performance.md):
-  /// OpenBLAS when built with it, except when this code is compiled for AVX-512 and OpenBLAS runs
-  /// kernels without it (its core name is not an AVX-512 one, e.g. OPENBLAS_CORETYPE=Haswell in the
-  /// environment on an AVX-512 CPU): then Eigen's AVX-512 product.
+  /// Whether gemm_with can run `provider` in this build and precision.
+  static constexpr bool has_provider(gemm_provider provider) {
+    return provider == gemm_provider::eigen || (provider == gemm_provider::openblas && has_openblas) ||
+           (provider == gemm_provider::onednn && has_onednn);
+  }
+
+  /// The provider gemm uses, chosen once per process. The environment variable AYF_GEMM (eigen,
+  /// openblas or onednn) names one; a provider this precision lacks (onednn for double) leaves the
+  /// choice below, an unknown or unbuilt one is an error. Without it, by what measured faster
+  /// (docs/performance.md): oneDNN when built with it (float; its JIT kernels follow the CPU's vector
+  /// extensions whatever OPENBLAS_CORETYPE says); else OpenBLAS when built with it, except when this
+  /// code is compiled for AVX-512 and OpenBLAS runs kernels without it (its core name is not an
+  /// AVX-512 one, e.g. OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU): then Eigen's AVX-512 product.
   static gemm_provider default_gemm() {
-#if AYF_EIGEN_OPENBLAS
-    static const gemm_provider chosen = [] {
-#if defined(__AVX512F__)
-      if (!openblas_has_avx512_kernels()) return gemm_provider::eigen;
-#endif
-      return gemm_provider::openblas;
-    }();
+    static const gemm_provider chosen = choose_gemm(std::getenv("AYF_GEMM"));
     return chosen;
+  }
+
+  /// default_gemm()'s choice for a given value of AYF_GEMM (null or empty: unset).
+  static gemm_provider choose_gemm(const char* requested) {
+    if (requested != nullptr && *requested != '\0') {
+      const std::string name(requested);
+      for (const gemm_provider provider : {gemm_provider::eigen, gemm_provider::openblas, gemm_provider::onednn}) {
+        if (name != to_string(provider)) continue;
+        if (has_provider(provider)) return provider;
+        const bool built = provider == gemm_provider::openblas ? AYF_EIGEN_OPENBLAS != 0 : AYF_EIGEN_ONEDNN != 0;
+        if (built) break;  // onednn in double: the choice below
+        throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM",
+                             provider == gemm_provider::openblas ? "a provider built (not openblas: AYF_WITH_OPENBLAS=OFF)"
+                                                                 : "a provider built (not onednn: AYF_WITH_ONEDNN=OFF)",
+                             name);
+      }
+      if (name != "onednn")
+        throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM", "eigen, openblas or onednn", name);
+    }
+    if constexpr (has_onednn) return gemm_provider::onednn;
+#if AYF_EIGEN_OPENBLAS
+#if defined(__AVX512F__)
+    if (!openblas_has_avx512_kernels()) return gemm_provider::eigen;
+#endif
+    return gemm_provider::openblas;
 #else
     return gemm_provider::eigen;
 #endif
@@ -123,12 +172,18 @@ struct eigen_storage {
   /// gemm with a chosen provider (benchmarks and tests compare them). Large products are split
   /// into a grid of blocks of C across oneTBB workers, each block a single-threaded product: oneTBB
   /// owns the cores. OpenBLAS is set to one thread before its first call (its own pthreads would
-  /// oversubscribe the cores next to oneTBB), and Eigen's threading is OpenMP-only (design.md §6).
+  /// oversubscribe the cores next to oneTBB), oneDNN runs each call with one OpenMP thread, and
+  /// Eigen's threading is OpenMP-only (design.md §6).
   static void gemm_with(gemm_provider provider, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb,
                         S alpha, const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
     if (provider == gemm_provider::openblas && !has_openblas)
       throw_argument_error("eigen_storage::gemm_with", "provider", "eigen (built without AYF_WITH_OPENBLAS)",
                            "openblas");
+    if (provider == gemm_provider::onednn && !has_onednn)
+      throw_argument_error("eigen_storage::gemm_with", "provider",
+                           std::is_same_v<S, float> ? "eigen or openblas (built without AYF_WITH_ONEDNN)"
+                                                    : "eigen or openblas (oneDNN has no double gemm)",
+                           "onednn");
     const block_grid grid = split_for(m, n, k);
     if (grid.rows * grid.cols == 1) {
       gemm_block(provider, 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
@@ -200,9 +255,13 @@ private:
     if (provider == gemm_provider::openblas &&
         openblas_gemm(rows, cols, k, ta, tb, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc))
       return;
-#else
-    (void)provider;
 #endif
+#if AYF_EIGEN_ONEDNN
+    if (provider == gemm_provider::onednn &&
+        onednn_gemm(rows, cols, k, ta, tb, alpha, a_block, lda, b_block, ldb, beta, c_block, ldc))
+      return;
+#endif
+    (void)provider;
     using matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using strided = Eigen::Map<const matrix, 0, Eigen::OuterStride<>>;
     using index = Eigen::Index;
@@ -248,6 +307,30 @@ private:
   }
 #endif
 
+#if AYF_EIGEN_ONEDNN
+  /// C[m x n] (leading dimension ldc) = alpha op(A) op(B) + beta C through dnnl_sgemm (row-major) on
+  /// the calling thread: the calling thread's OpenMP thread count is 1 for the call and restored after,
+  /// so oneDNN's OpenMP team never runs beside oneTBB's workers. False (nothing done) for double and
+  /// for an empty product, left to Eigen.
+  static bool onednn_gemm(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
+                          std::size_t lda, const S* b, std::size_t ldb, S beta, S* c, std::size_t ldc) {
+    if constexpr (!std::is_same_v<S, float>) {
+      return false;
+    } else {
+      if (m == 0 || n == 0 || k == 0) return false;
+      const int threads = omp_get_max_threads();
+      if (threads != 1) omp_set_num_threads(1);
+      const auto dim = [](std::size_t v) { return static_cast<dnnl_dim_t>(v); };
+      const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', dim(m), dim(n), dim(k), alpha, a,
+                                              dim(lda), b, dim(ldb), beta, c, dim(ldc));
+      if (threads != 1) omp_set_num_threads(threads);
+      if (status != dnnl_success)
+        throw_argument_error("eigen_storage::gemm_with", "dnnl_sgemm status", "dnnl_success",
+                             std::to_string(static_cast<int>(status)));
+      return true;
+    }
+  }
+#endif
 };
 
 /// The Eigen backend in precision S (float or double).
