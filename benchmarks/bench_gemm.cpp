@@ -1,9 +1,10 @@
 // SGEMM of the Eigen backend at the shapes of the MLP and U-Net steps, side by side in one run:
-// Eigen's product and OpenBLAS's (when built with AYF_WITH_OPENBLAS), both on oneTBB row blocks of
-// one thread each (what eigen_storage::gemm does), and OpenBLAS on its own threads (one unsplit
-// call; the measured peak at 2048^3), and the backend's default (eigen_storage::default_gemm).
-// Counter FLOPS = 2 m n k per second. OPENBLAS_CORETYPE (read by OpenBLAS when it loads) selects its
-// kernels, e.g. Haswell (AVX2) or SkylakeX (AVX-512); unset, OpenBLAS detects the CPU.
+// Eigen's product, OpenBLAS's and oneDNN's (when built with AYF_WITH_OPENBLAS / AYF_WITH_ONEDNN),
+// each on oneTBB blocks of one thread each (what eigen_storage::gemm does), OpenBLAS on its own
+// threads (one unsplit call; the measured peak at 2048^3), and the backend's default
+// (eigen_storage::default_gemm). Counter FLOPS = 2 m n k per second. OPENBLAS_CORETYPE (read by
+// OpenBLAS when it loads) selects its kernels, e.g. Haswell (AVX2) or SkylakeX (AVX-512); unset,
+// OpenBLAS detects the CPU. ONEDNN_MAX_CPU_ISA (e.g. AVX2) caps oneDNN's.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -18,7 +19,7 @@ namespace {
 
 using storage = ayf::eigen_storage<float>;
 
-enum provider_arg : long { eigen_rows = 0, openblas_rows = 1, openblas_threads = 2, backend_default = 3 };
+enum provider_arg : long { eigen_rows = 0, openblas_rows = 1, openblas_threads = 2, backend_default = 3, onednn_rows = 4 };
 
 void sgemm(benchmark::State& state) {
   const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
@@ -27,6 +28,10 @@ void sgemm(benchmark::State& state) {
   const long provider = state.range(5);
   if ((provider == openblas_rows || provider == openblas_threads) && !storage::has_openblas) {
     state.SkipWithError("built without AYF_WITH_OPENBLAS");
+    return;
+  }
+  if (provider == onednn_rows && !storage::has_onednn) {
+    state.SkipWithError("built without AYF_WITH_ONEDNN");
     return;
   }
   std::vector<float> a(m * k), b(k * n), c(m * n);
@@ -38,6 +43,9 @@ void sgemm(benchmark::State& state) {
       storage::gemm_with(ayf::gemm_provider::eigen, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data());
     } else if (provider == openblas_rows) {
       storage::gemm_with(ayf::gemm_provider::openblas, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
+                         c.data());
+    } else if (provider == onednn_rows) {
+      storage::gemm_with(ayf::gemm_provider::onednn, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
                          c.data());
     } else if (provider == backend_default) {
       storage::gemm(m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data());
@@ -63,10 +71,11 @@ void sgemm(benchmark::State& state) {
   if (provider == openblas_threads) openblas_set_num_threads(1);
 #endif
 #if AYF_EIGEN_OPENBLAS
-  if (provider != eigen_rows) state.SetLabel(std::string("OpenBLAS core ") + openblas_get_corename());
+  if (provider == openblas_rows || provider == openblas_threads)
+    state.SetLabel(std::string("OpenBLAS core ") + openblas_get_corename());
 #endif
   if (provider == backend_default)
-    state.SetLabel(storage::default_gemm() == ayf::gemm_provider::eigen ? "default: eigen" : "default: openblas");
+    state.SetLabel(std::string("default: ") + ayf::to_string(storage::default_gemm()));
   state.counters["FLOPS"] = benchmark::Counter(2.0 * static_cast<double>(m) * static_cast<double>(n) *
                                                    static_cast<double>(k) * static_cast<double>(state.iterations()),
                                                benchmark::Counter::kIsRate);
@@ -88,7 +97,7 @@ const std::vector<std::vector<long>> shapes = {
 
 void shape_args(benchmark::internal::Benchmark* bench) {
   for (const auto& s : shapes)
-    for (long provider : {eigen_rows, openblas_rows, openblas_threads, backend_default}) {
+    for (long provider : {eigen_rows, openblas_rows, onednn_rows, openblas_threads, backend_default}) {
       std::vector<long> args = s;
       args.push_back(provider);
       bench->Args(args);

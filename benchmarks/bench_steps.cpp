@@ -33,10 +33,12 @@ namespace {
 /// The Eigen backend's product in the run's context (JSON "context"): provider and OpenBLAS's kernels.
 const bool gemm_context = [] {
   using storage = ayf::eigen_storage<float>;
-  std::string what = storage::default_gemm() == ayf::gemm_provider::eigen ? "eigen" : "openblas";
+  std::string what = ayf::to_string(storage::default_gemm());
 #if AYF_EIGEN_OPENBLAS
-  const char* core = openblas_get_corename();
-  what += std::string(" (OpenBLAS core ") + (core != nullptr ? core : "?") + ")";
+  if (storage::default_gemm() == ayf::gemm_provider::openblas || storage::default_gemm() == ayf::gemm_provider::eigen) {
+    const char* core = openblas_get_corename();
+    what += std::string(" (OpenBLAS core ") + (core != nullptr ? core : "?") + ")";
+  }
 #endif
   benchmark::AddCustomContext("ayf_gemm", what);
   return true;

@@ -3,7 +3,8 @@
 of the same U-Net (28x28x1, base 32, levels (1, 2), one block per level, GroupNorm 8, batch 128) in
 PyTorch (Debian's python3-torch; install libopenblas-dev first, or it falls back to reference BLAS)
 and in ayf (benchmarks/bench_steps, run in the same invocation), and prints ayf/PyTorch ratios, the
-achieved GFLOP/s against a measured SGEMM peak, the machine's vector extensions and its load.
+achieved GFLOP/s against a measured SGEMM peak (the better of torch.mm and ayf's gemm, benchmarks/bench_gemm),
+the machine's vector extensions and its load.
 
     /usr/bin/python3 benchmarks/compare_pytorch.py --bench build-bench/benchmarks/bench_steps [--models unet] [--rounds 3]
 
@@ -307,6 +308,17 @@ def sgemm_peak():
     return best
 
 
+def ayf_sgemm_peak(binary):
+    """ayf's default gemm at 2048^3 (bench_gemm, oneTBB blocks on all threads), GFLOP/s; None without it."""
+    if binary is None:
+        return None
+    out = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=1",
+                          "--benchmark_filter=^sgemm/m:2048/n:2048/k:2048/ta:0/tb:0/provider:3/"],
+                         check=True, capture_output=True, text=True).stdout
+    rates = [b["FLOPS"] for b in json.loads(out)["benchmarks"] if "FLOPS" in b]
+    return max(rates) / 1e9 if rates else None
+
+
 def cpu_line():
     """The CPU model, its vector extensions (from /proc/cpuinfo) and the load average."""
     model, flags = "unknown CPU", set()
@@ -352,9 +364,16 @@ def main():
                         help="which steps to compare (default: both)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of ayf-then-PyTorch timings; the table gives their medians (default: 3)")
+    parser.add_argument("--bench-gemm", help="path of the bench_gemm binary, for ayf's SGEMM peak (default: "
+                        "bench_gemm beside --bench, if there)")
     args = parser.parse_args()
     if not os.access(args.bench, os.X_OK):
         sys.exit(f"compare_pytorch: '{args.bench}' is not an executable bench_steps binary")
+    if args.bench_gemm is None:
+        beside = os.path.join(os.path.dirname(args.bench), "bench_gemm")
+        args.bench_gemm = beside if os.access(beside, os.X_OK) else None
+    elif not os.access(args.bench_gemm, os.X_OK):
+        sys.exit(f"compare_pytorch: '{args.bench_gemm}' is not an executable bench_gemm binary")
     if not 1 <= args.rounds <= 100:
         sys.exit(f"compare_pytorch: --rounds must be in [1, 100], got {args.rounds}")
     torch.set_num_threads(args.threads)
@@ -366,8 +385,12 @@ def main():
     print(f"CPU capability used by torch: {torch.backends.cpu.get_cpu_capability()}"
           if hasattr(torch.backends, "cpu") and hasattr(torch.backends.cpu, "get_cpu_capability") else
           next((line.strip() for line in blas.splitlines() if "CPU capability" in line), ""))
-    peak = sgemm_peak()
-    print(f"measured SGEMM peak (torch.mm, best of 1024^3 and 2048^3): {peak:.1f} GFLOP/s\n")
+    # The peak is the machine's best SGEMM that either program reaches: the percentages below are of it.
+    torch_peak, ayf_peak = sgemm_peak(), ayf_sgemm_peak(args.bench_gemm)
+    peak = max(torch_peak, ayf_peak or 0.0)
+    print(f"measured SGEMM peak: {peak:.1f} GFLOP/s, the better of torch.mm (best of 1024^3 and 2048^3) "
+          f"{torch_peak:.1f} and ayf's gemm at 2048^3 "
+          f"{f'{ayf_peak:.1f}' if ayf_peak else '(not measured: no bench_gemm)'}\n")
     ayf_rounds, torch_rounds = [], []
     for r in range(args.rounds):
         a, t = measure_round(args.bench, args.models)
