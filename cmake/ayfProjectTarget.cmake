@@ -33,3 +33,18 @@ function(ayf_project_target target)
     endif()
   endif()
 endfunction()
+
+# ayf_native_program(<target>): with AYF_NATIVE, compiles an example program for this machine's CPU
+# (-march=native; the GEMM providers dispatch at run time either way). Only whole programs: a library
+# or test built with other vector extensions than the code it links would break Eigen's ABI (its
+# alignment), and the tests' exact comparisons assume one rounding (no FMA contraction).
+function(ayf_native_program target)
+  if(AYF_NATIVE AND NOT MSVC)
+    target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-march=native>")
+    # GCC 12 reports a false -Wmaybe-uninitialized inside avx512fintrin.h when Eigen's kernels are
+    # inlined for AVX-512; the warning is in the compiler's own header.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+      target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-Wno-maybe-uninitialized>")
+    endif()
+  endif()
+endfunction()
