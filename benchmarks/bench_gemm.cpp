@@ -39,14 +39,11 @@ void sgemm(benchmark::State& state) {
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 1000) * 1e-3f - 0.5f;
   const std::size_t lda = ta ? m : k, ldb = tb ? k : n;
   auto run = [&] {
-    if (provider == eigen_rows) {
-      storage::gemm_with(ayf::gemm_provider::eigen, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data());
-    } else if (provider == openblas_rows) {
-      storage::gemm_with(ayf::gemm_provider::openblas, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
-                         c.data());
-    } else if (provider == onednn_rows) {
-      storage::gemm_with(ayf::gemm_provider::onednn, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f,
-                         c.data());
+    if (provider == eigen_rows || provider == openblas_rows || provider == onednn_rows) {
+      const auto which = provider == eigen_rows      ? ayf::gemm_provider::eigen
+                         : provider == openblas_rows ? ayf::gemm_provider::openblas
+                                                     : ayf::gemm_provider::onednn;
+      storage::gemm_with(which, m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data());
     } else if (provider == backend_default) {
       storage::gemm(m, n, k, ta, tb, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data());
     } else {

@@ -35,7 +35,7 @@ const bool gemm_context = [] {
   using storage = ayf::eigen_storage<float>;
   std::string what = ayf::to_string(storage::default_gemm());
 #if AYF_EIGEN_OPENBLAS
-  if (storage::default_gemm() == ayf::gemm_provider::openblas || storage::default_gemm() == ayf::gemm_provider::eigen) {
+  if (storage::default_gemm() != ayf::gemm_provider::onednn) {  // OpenBLAS's kernels made the choice
     const char* core = openblas_get_corename();
     what += std::string(" (OpenBLAS core ") + (core != nullptr ? core : "?") + ")";
   }

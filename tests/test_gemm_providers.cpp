@@ -1,7 +1,8 @@
 // The Eigen backend's gemm providers (Eigen's product; OpenBLAS and oneDNN when built with
-// AYF_WITH_OPENBLAS / AYF_WITH_ONEDNN) against the reference loops host_kernels::gemm: every transpose combination, leading dimensions
-// wider than the operands (sub-blocks of larger matrices), beta = 0 over NaN, beta != 0, and
-// products large enough for the oneTBB split into blocks of rows, columns or both; float and double.
+// AYF_WITH_OPENBLAS / AYF_WITH_ONEDNN) against the reference loops host_kernels::gemm: every
+// transpose combination, leading dimensions wider than the operands (sub-blocks of larger matrices),
+// beta = 0 over NaN, beta != 0, and products large enough for the oneTBB split into blocks of rows,
+// columns or both; float and double.
 // The split's grid, results bitwise the same on one thread and on eight, and the choice of the
 // default provider (AYF_GEMM).
 #include <catch2/catch.hpp>

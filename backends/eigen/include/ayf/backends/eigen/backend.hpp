@@ -8,11 +8,12 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <climits>
 #include <concepts>
 #include <cstddef>
+#include <cstdlib>
 #include <initializer_list>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -104,11 +105,15 @@ struct eigen_storage {
   static constexpr bool has_openblas = AYF_EIGEN_OPENBLAS != 0;
   static constexpr bool has_onednn = AYF_EIGEN_ONEDNN != 0 && std::is_same_v<S, float>;
 
-  /// Whether gemm_with can run `provider` in this build and precision.
-  static constexpr bool has_provider(gemm_provider provider) {
-    return provider == gemm_provider::eigen || (provider == gemm_provider::openblas && has_openblas) ||
-           (provider == gemm_provider::onednn && has_onednn);
+  /// Why gemm_with cannot run `provider` in this build and precision; null when it can.
+  static constexpr const char* unavailable(gemm_provider provider) {
+    if (provider == gemm_provider::openblas && !has_openblas) return "built without AYF_WITH_OPENBLAS";
+    if (provider == gemm_provider::onednn && !has_onednn)
+      return AYF_EIGEN_ONEDNN != 0 ? "oneDNN has no double gemm" : "built without AYF_WITH_ONEDNN";
+    return nullptr;
   }
+  /// Whether gemm_with can run `provider` in this build and precision.
+  static constexpr bool has_provider(gemm_provider provider) { return unavailable(provider) == nullptr; }
 
   /// The provider gemm uses, chosen once per process. The environment variable AYF_GEMM (eigen,
   /// openblas or onednn) names one; a provider this precision lacks (onednn for double) leaves the
@@ -126,18 +131,18 @@ struct eigen_storage {
   static gemm_provider choose_gemm(const char* requested) {
     if (requested != nullptr && *requested != '\0') {
       const std::string name(requested);
-      for (const gemm_provider provider : {gemm_provider::eigen, gemm_provider::openblas, gemm_provider::onednn}) {
-        if (name != to_string(provider)) continue;
-        if (has_provider(provider)) return provider;
-        const bool built = provider == gemm_provider::openblas ? AYF_EIGEN_OPENBLAS != 0 : AYF_EIGEN_ONEDNN != 0;
-        if (built) break;  // onednn in double: the choice below
-        throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM",
-                             provider == gemm_provider::openblas ? "a provider built (not openblas: AYF_WITH_OPENBLAS=OFF)"
-                                                                 : "a provider built (not onednn: AYF_WITH_ONEDNN=OFF)",
-                             name);
-      }
-      if (name != "onednn")
+      const gemm_provider all[] = {gemm_provider::eigen, gemm_provider::openblas, gemm_provider::onednn};
+      const auto* named = std::find_if(std::begin(all), std::end(all),
+                                       [&](gemm_provider p) { return name == to_string(p); });
+      if (named == std::end(all))
         throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM", "eigen, openblas or onednn", name);
+      const char* why = unavailable(*named);
+      if (why == nullptr) return *named;
+      // onednn named for double in a build with oneDNN: float's provider only, so the choice below.
+      const bool other_precision = *named == gemm_provider::onednn && AYF_EIGEN_ONEDNN != 0;
+      if (!other_precision)
+        throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM",
+                             detail::concat("a provider this build has (", name, ": ", why, ")"), name);
     }
     if constexpr (has_onednn) return gemm_provider::onednn;
 #if AYF_EIGEN_OPENBLAS
@@ -176,14 +181,10 @@ struct eigen_storage {
   /// Eigen's threading is OpenMP-only (design.md §6).
   static void gemm_with(gemm_provider provider, std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb,
                         S alpha, const S* a, std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
-    if (provider == gemm_provider::openblas && !has_openblas)
-      throw_argument_error("eigen_storage::gemm_with", "provider", "eigen (built without AYF_WITH_OPENBLAS)",
-                           "openblas");
-    if (provider == gemm_provider::onednn && !has_onednn)
+    if (const char* why = unavailable(provider))
       throw_argument_error("eigen_storage::gemm_with", "provider",
-                           std::is_same_v<S, float> ? "eigen or openblas (built without AYF_WITH_ONEDNN)"
-                                                    : "eigen or openblas (oneDNN has no double gemm)",
-                           "onednn");
+                           detail::concat("a provider this build has (", to_string(provider), ": ", why, ")"),
+                           to_string(provider));
     const block_grid grid = split_for(m, n, k);
     if (grid.rows * grid.cols == 1) {
       gemm_block(provider, 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
