@@ -179,6 +179,101 @@ TEMPLATE_TEST_CASE("transform applies a functor elementwise to one, two and thre
   expect([&](std::size_t k) { return a.values[k] * b.values[k] - a.values[k]; });
 }
 
+TEMPLATE_TEST_CASE("apply_adam updates the moments and the weights by Adam's recursion, in place",
+                   "[backend][cpu][adam]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(5);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  // 3 x 3001 elements: not a multiple of any SIMD width or of the Eigen storage's 1024-element chunks.
+  const shape sh(3, 3001);
+  const auto theta = random_tensor<B>(ctx, sh, 11, -2.0, 2.0), m = random_tensor<B>(ctx, sh, 12, -0.1, 0.1),
+             v = random_tensor<B>(ctx, sh, 13, 0.0, 0.01), g = random_tensor<B>(ctx, sh, 14, -3.0, 3.0);
+  // Step 4 with clipping (s = 0.7) and decoupled decay; then a zero second moment and gradient.
+  const double b1 = 0.9, b2 = 0.999, s = 0.7, lr = 2e-3, eps = 1e-8, wd = 0.05;
+  const double c1 = 1 - std::pow(b1, 4.0), c2 = 1 - std::pow(b2, 4.0);
+  const ayf::fn::adam_update f{b1, b2, s, lr, c1, c2, eps, wd};
+  auto values = theta.tensor, first = m.tensor, second = v.tensor;
+  B::apply_adam(ctx, f, values, first, second, g.tensor);
+
+  std::size_t bad_m = 0, bad_v = 0, bad_theta = 0;
+  for (std::size_t i = 0; i < sh.rows; ++i) {
+    for (std::size_t j = 0; j < sh.cols; ++j) {
+      const std::size_t k = i * sh.cols + j;
+      const double sg = s * g.values[k];
+      const double m1 = b1 * m.values[k] + (1 - b1) * sg, v1 = b2 * v.values[k] + (1 - b2) * sg * sg;
+      const double step = lr * (m1 / c1) / (std::sqrt(v1 / c2) + eps);
+      const double theta1 = theta.values[k] - step - lr * wd * theta.values[k];
+      bad_m += !ayf_test::close<tol>(at(first, i, j), m1, std::abs(m.values[k]) + std::abs(sg));
+      bad_v += !ayf_test::close<tol>(at(second, i, j), v1, v.values[k] + sg * sg);
+      // The step is a ratio of rounded moments: relative error a few ulps of |step| (about lr).
+      bad_theta += !ayf_test::close<tol>(at(values, i, j), theta1, std::abs(theta.values[k]) + 10 * std::abs(step));
+    }
+  }
+  CHECK(bad_m == 0);
+  CHECK(bad_v == 0);
+  CHECK(bad_theta == 0);
+
+  // Bitwise the element functor applied in a scalar loop (the storage's SIMD form rounds alike).
+  std::vector<S> th = B::to_host(ctx, theta.tensor), mh = B::to_host(ctx, m.tensor), vh = B::to_host(ctx, v.tensor);
+  const std::vector<S> gh = B::to_host(ctx, g.tensor);
+  ayf::host_kernels::apply_adam(0, th.size(), f, th.data(), mh.data(), vh.data(), gh.data());
+  CHECK(B::to_host(ctx, values) == th);
+  CHECK(B::to_host(ctx, first) == mh);
+  CHECK(B::to_host(ctx, second) == vh);
+
+  // v = g = 0: the weights only decay; without decay they stay.
+  auto zero = B::make(ctx, sh);
+  B::fill(ctx, zero, S(0));
+  auto v0 = zero, m0 = zero, values0 = theta.tensor;
+  B::apply_adam(ctx, ayf::fn::adam_update{b1, b2, 1.0, lr, c1, c2, eps, 0.0}, values0, m0, v0, zero);
+  CHECK(B::to_host(ctx, values0) == B::to_host(ctx, theta.tensor));
+  CHECK(B::to_host(ctx, m0) == B::to_host(ctx, zero));
+
+  // A gradient whose square overflows: v = inf, the step m / sqrt(inf) = 0, the weight only decays.
+  if constexpr (std::is_same_v<S, float>) {
+    auto big = B::make(ctx, sh), v1 = zero, m1 = zero, values1 = theta.tensor;
+    B::fill(ctx, big, S(1e20));
+    B::apply_adam(ctx, ayf::fn::adam_update{b1, b2, 1.0, lr, c1, c2, eps, wd}, values1, m1, v1, big);
+    const auto got = B::to_host(ctx, values1), before = B::to_host(ctx, theta.tensor);
+    std::size_t bad = 0;
+    for (std::size_t k = 0; k < got.size(); ++k) bad += got[k] != before[k] - S(lr * wd) * before[k];
+    CHECK(bad == 0);
+  }
+
+  // Shapes must match and the four buffers must be distinct.
+  auto small = B::make(ctx, shape(3, 3000));
+  CHECK_THROWS_WITH(B::apply_adam(ctx, f, values, first, small, g.tensor),
+                    Contains("apply_adam") && Contains("second"));
+  CHECK_THROWS_WITH(B::apply_adam(ctx, f, values, values, second, g.tensor),
+                    Contains("apply_adam") && Contains("overlapping"));
+  CHECK_THROWS_WITH(B::apply_adam(ctx, f, values, first, second, second),
+                    Contains("apply_adam") && Contains("overlapping"));
+}
+
+TEMPLATE_TEST_CASE("the Eigen backend's SIMD square root is std::sqrt's, bit for bit", "[backend][adam][cpu]", float,
+                   double) {
+  using S = TestType;
+  using limits = std::numeric_limits<S>;
+  std::vector<S> x = {S(0), -S(0), S(1), S(2), limits::min(), limits::denorm_min(), limits::max(),
+                      limits::infinity(), -S(1), limits::quiet_NaN(), S(0.3)};
+  std::mt19937_64 gen(7);
+  for (int k = 0; k < 77; ++k) x.push_back(std::ldexp(static_cast<S>(gen() >> 11) + S(1), static_cast<int>(gen() % 200) - 150));
+  std::vector<S> root = x;
+  ayf::detail::sqrt_in_place(root.data(), root.size());
+  for (std::size_t k = 0; k < x.size(); ++k) {
+    const S expected = std::sqrt(x[k]);
+    INFO("x = " << x[k]);
+    if (std::isnan(expected)) {
+      CHECK(std::isnan(root[k]));
+    } else {
+      CHECK(std::bit_cast<std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>>(root[k]) ==
+            std::bit_cast<std::conditional_t<sizeof(S) == 4, std::uint32_t, std::uint64_t>>(expected));
+    }
+  }
+}
+
 TEMPLATE_TEST_CASE("scale_sum_rows combines rows with scalar and per-sample coefficients",
                    "[backend][cpu]", AYF_HOST_BACKENDS) {
   using B = TestType;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "ayf/core/functors.hpp"
 #include "ayf/core/philox.hpp"
 #include "ayf/core/shape.hpp"
 
@@ -57,6 +58,7 @@ struct probe_index_map {
 ///   gather_rows(ctx, out, table, index)            out[i,:] = table[index[i],:] (zeros for index[i] < 0)
 ///   scatter_add_rows(ctx, table, index, in)        table[index[i],:] += in[i,:], i in order
 ///   gemm_batched(ctx, op_a, op_b, alpha, A, B, beta, C, batch)  gemm on each of `batch` runs of rows
+///   apply_adam(ctx, f, values, m, v, g)           f(values[i], m[i], v[i], g[i]) in place (fn::adam_update)
 template <class B>
 concept backend =
     requires {
@@ -97,6 +99,7 @@ concept backend =
       B::gather_rows(ctx, y, x, x);
       B::scatter_add_rows(ctx, y, x, x);
       B::gemm_batched(ctx, transpose::no, transpose::yes, a, x, x, a, y, std::size_t{1});
+      B::apply_adam(ctx, fn::adam_update{}, y, y, y, x);
     } &&
     // Views as outputs, views and const views as inputs (layers work on slices of flat buffers).
     requires(typename B::context& ctx, const typename B::tensor& x, const typename B::view& v,
@@ -126,6 +129,7 @@ concept backend =
       B::gather_rows(ctx, v, cv, cv);
       B::scatter_add_rows(ctx, v, cv, v);
       B::gemm_batched(ctx, transpose::yes, transpose::yes, a, cv, v, a, v, std::size_t{2});
+      B::apply_adam(ctx, fn::adam_update{}, v, v, v, cv);
     };
 
 template <backend B>

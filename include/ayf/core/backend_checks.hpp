@@ -2,6 +2,7 @@
 // operation, written once so that all backends raise the same ayf::error for the same mistake.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -97,6 +98,24 @@ void require_no_resized_alias(const char* where, const Out& out, const shape& ha
       std::ostringstream received;
       received << "an input of shape " << have;
       throw_argument_error(where, "out", concat("a tensor distinct from the inputs, or of shape ", sh), received.str());
+    }
+  }
+}
+
+/// Buffers of n elements each that an operation writes in place must not overlap one another.
+template <class... S>
+void require_distinct_buffers(const char* where, std::size_t n, const S*... buffers) {
+  if (n == 0) return;
+  const std::uintptr_t begin[] = {reinterpret_cast<std::uintptr_t>(buffers)...};
+  constexpr std::size_t count = sizeof...(S);
+  for (std::size_t i = 0; i < count; ++i) {
+    for (std::size_t j = i + 1; j < count; ++j) {
+      const std::uintptr_t lo = std::min(begin[i], begin[j]), hi = std::max(begin[i], begin[j]);
+      const std::size_t bytes = n * sizeof(std::common_type_t<S...>);
+      if (hi - lo < bytes) {
+        throw_argument_error(where, "buffers", concat(count, " distinct buffers of ", n, " elements"),
+                             concat("buffers ", i, " and ", j, " overlapping"));
+      }
     }
   }
 }

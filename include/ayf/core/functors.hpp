@@ -62,4 +62,22 @@ struct reciprocal_plus {
   AYF_HOST_DEVICE T operator()(T x) const { return T(1) / (x + T(c)); }
 };
 
+/// One Adam / AdamW element update (Kingma & Ba 2015, Algorithm 1; decoupled weight decay,
+/// Loshchilov & Hutter 2019), s the gradient's clip factor, c1 = 1 - b1^n and c2 = 1 - b2^n:
+///   m <- b1 m + ((1 - b1) s) g;   v <- b2 v + ((1 - b2) s g) s g;
+///   theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps) - (lr wd) theta.
+/// Every backend's apply_adam rounds each operation to T in this order (Eigen's arrays included).
+struct adam_update {
+  double beta1, beta2, scale, learning_rate, bias1, bias2, epsilon, decay;
+  template <class T>
+  AYF_HOST_DEVICE void operator()(T& theta, T& m, T& v, T g) const {
+    using std::sqrt;
+    m = T(beta1) * m + T((1 - beta1) * scale) * g;
+    const T sg = T(scale) * g;
+    v = T(beta2) * v + T(1 - beta2) * sg * sg;
+    theta = theta - T(learning_rate) * (m / T(bias1)) / (sqrt(v / T(bias2)) + T(epsilon)) -
+            T(learning_rate * decay) * theta;
+  }
+};
+
 }  // namespace ayf::fn

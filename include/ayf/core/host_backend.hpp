@@ -15,6 +15,7 @@
 #include "ayf/core/backend.hpp"
 #include "ayf/core/backend_checks.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/functors.hpp"
 #include "ayf/core/host_kernels.hpp"
 
 namespace ayf {
@@ -150,6 +151,31 @@ struct host_backend {
     scalar* out = data(y);
     ctx.executor.for_blocks(sh.rows, sh.cols, [&](std::size_t b, std::size_t e) {
       host_kernels::scale_sum_rows(b, e, sh.cols, out, c, x);
+    });
+  }
+
+  /// The fused Adam update (fn::adam_update) of every element, in place: values, first and second
+  /// moments (never resized) from gradients, all of one shape and four distinct buffers. One pass
+  /// over memory; the element arithmetic is the storage's (vectorized where it has apply_adam).
+  template <class Values, class First, class Second, class G>
+  static void apply_adam(context& ctx, const fn::adam_update& f, Values&& values, First&& first, Second&& second,
+                         const G& gradients) {
+    static_assert(is_operand<G>, "apply_adam: gradients must be a tensor or view");
+    const shape sh = shape_of(gradients);
+    require_shape("apply_adam", "values", sh, shape_of(values));
+    require_shape("apply_adam", "first", sh, shape_of(first));
+    require_shape("apply_adam", "second", sh, shape_of(second));
+    scalar* theta = data(values);
+    scalar* m = data(first);
+    scalar* v = data(second);
+    const scalar* g = data(gradients);
+    detail::require_distinct_buffers("apply_adam", sh.size(), theta, m, v, g);
+    ctx.executor.for_blocks(sh.size(), 8, [&](std::size_t b, std::size_t e) {
+      if constexpr (requires { Storage::apply_adam(f, theta, m, v, g, std::size_t{0}); }) {
+        Storage::apply_adam(f, theta + b, m + b, v + b, g + b, e - b);
+      } else {
+        host_kernels::apply_adam(b, e, f, theta, m, v, g);
+      }
     });
   }
 

@@ -33,6 +33,12 @@ void transform(std::size_t begin, std::size_t end, S* out, const F& f, const In*
   for (std::size_t k = begin; k < end; ++k) out[k] = static_cast<S>(f(in[k]...));
 }
 
+/// f(theta[k], m[k], v[k], g[k]) for k in [begin, end): a fused in-place optimizer update (fn::adam_update).
+template <class S, class F>
+void apply_adam(std::size_t begin, std::size_t end, const F& f, S* theta, S* m, S* v, const S* g) {
+  for (std::size_t k = begin; k < end; ++k) f(theta[k], m[k], v[k], g[k]);
+}
+
 /// y[i, :] = sum_k c_k(i) x_k[i, :] for rows [row_begin, row_end); y may alias any x_k.
 template <class S, std::size_t N>
 void scale_sum_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* y,

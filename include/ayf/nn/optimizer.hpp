@@ -1,6 +1,7 @@
 // ayf/nn/optimizer.hpp: Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019) with linear
-// learning-rate warmup and global-norm gradient clipping, and an EMA of the weights, each a few
-// single passes over the flat buffers of a parameter_set (design.md §4).
+// learning-rate warmup and global-norm gradient clipping, and an EMA of the weights, over the flat
+// buffers of a parameter_set (design.md §4): a step is the gradient norm's pass and one fused pass
+// (B::apply_adam) that updates the moments and the weights.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdint>
 
 #include "ayf/core/error.hpp"
+#include "ayf/core/functors.hpp"
 
 #include "ayf/nn/parameters.hpp"
 
@@ -23,26 +25,6 @@ struct adam_config {
   double clip_norm = 0.0;          ///< rescale gradients to this global L2 norm when above it; 0 = off
 };
 
-namespace detail {
-/// m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2, with g already scaled by the clip factor.
-struct adam_second_moment {
-  double beta2, scale;
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T v, T g) const {
-    const T sg = T(scale) * g;
-    return T(beta2) * v + T(1 - beta2) * sg * sg;
-  }
-};
-/// theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps) - lr wd theta.
-struct adam_step {
-  double lr, c1, c2, epsilon, decay;
-  template <class T>
-  AYF_HOST_DEVICE T operator()(T theta, T m, T v) const {
-    using std::sqrt;
-    return theta - T(lr) * (m / T(c1)) / (sqrt(v / T(c2)) + T(epsilon)) - T(lr * decay) * theta;
-  }
-};
-}  // namespace detail
 
 /// Adam over a parameter_set's flat buffers. The moments and the step count are the whole state
 /// (checkpointed with the parameters for a bit-exact resume).
@@ -77,11 +59,9 @@ public:
     ++m_steps;
     const double c1 = 1 - std::pow(m_config.beta1, static_cast<double>(m_steps));
     const double c2 = 1 - std::pow(m_config.beta2, static_cast<double>(m_steps));
-    B::scale_sum_rows(ctx, m_first, m_config.beta1, m_first, (1 - m_config.beta1) * scale, params.gradients);
-    B::transform(ctx, m_second, detail::adam_second_moment{m_config.beta2, scale}, m_second, params.gradients);
-    B::transform(ctx, params.values,
-                 detail::adam_step{learning_rate(m_steps), c1, c2, m_config.epsilon, m_config.weight_decay},
-                 params.values, m_first, m_second);
+    const fn::adam_update update{m_config.beta1, m_config.beta2, scale,
+                                 learning_rate(m_steps), c1, c2, m_config.epsilon, m_config.weight_decay};
+    B::apply_adam(ctx, update, params.values, m_first, m_second, params.gradients);
     return norm;
   }
 

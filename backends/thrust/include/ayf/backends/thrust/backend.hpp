@@ -24,6 +24,7 @@
 #include "ayf/core/backend.hpp"
 #include "ayf/core/backend_checks.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/functors.hpp"
 #include "ayf/core/host_kernels.hpp"
 #include "ayf/core/philox.hpp"
 
@@ -126,6 +127,17 @@ struct transform {
   AYF_HOST_DEVICE void apply(std::size_t k, std::index_sequence<I...> /*unused*/) const {
     out[k] = static_cast<S>(f(in[I][k]...));
   }
+};
+
+/// f(theta[k], m[k], v[k], g[k]): the fused optimizer update (as host_kernels::apply_adam).
+template <class S, class F>
+struct apply_adam {
+  F f;
+  S* theta;
+  S* m;
+  S* v;
+  const S* g;
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { f(theta[k], m[k], v[k], g[k]); }
 };
 
 /// y[i, j] = sum_k c_k(i) x_k[i, j], in k order (as host_kernels::scale_sum_rows).
@@ -518,6 +530,21 @@ struct thrust_backend {
     require_no_resized_alias("transform", out, sh, in...);
     resize(ctx, out, sh);
     launch(ctx, sh.size(), thrust_kernels::transform<S, F, sizeof...(In)>{data(out), f, {data(in)...}});
+  }
+
+  /// The fused Adam update (fn::adam_update) of every element, in place: values, first and second
+  /// moments (never resized) from gradients, all of one shape and four distinct buffers.
+  template <class Values, class First, class Second, class G>
+  static void apply_adam(context& ctx, const fn::adam_update& f, Values&& values, First&& first, Second&& second,
+                         const G& gradients) {
+    static_assert(is_operand<G>, "apply_adam: gradients must be a tensor or view");
+    const shape sh = shape_of(gradients);
+    require_shape("apply_adam", "values", sh, shape_of(values));
+    require_shape("apply_adam", "first", sh, shape_of(first));
+    require_shape("apply_adam", "second", sh, shape_of(second));
+    thrust_kernels::apply_adam<S, fn::adam_update> kernel{f, data(values), data(first), data(second), data(gradients)};
+    detail::require_distinct_buffers("apply_adam", sh.size(), kernel.theta, kernel.m, kernel.v, kernel.g);
+    launch(ctx, sh.size(), kernel);
   }
 
   /// y[i, :] = sum_k c_k[i] x_k[i, :]; arguments alternate coefficient (a scalar or a [B, 1] tensor
