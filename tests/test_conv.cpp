@@ -545,7 +545,8 @@ void check_path_against_gather(ayf::nn::conv_path path, double bound) {
                              {{1, 6, 2}, 5, 4, 2},  {{7, 3, 9}, 3, 5, 3},   {{7, 3, 9}, 5, 2, 3},
                              {{4, 4, 1}, 3, 5, 3},  {{4, 4, 1}, 5, 1, 3},   {{6, 1, 2}, 3, 3, 2},
                              {{5, 4, 7}, 1, 4, 3},  {{3, 5, 4}, 1, 6, 2},   {{13, 11, 8}, 5, 6, 4},
-                             {{16, 16, 9}, 3, 5, 40}, {{9, 7, 6}, 3, 7, 12}};
+                             {{16, 16, 9}, 3, 5, 40}, {{9, 7, 6}, 3, 7, 12},  {{21, 64, 48}, 3, 4, 2},
+                             {{21, 64, 48}, 5, 3, 2}};
   for (const conv_case& c : cases) {
     const image_shape& in = c.in;
     const std::size_t n = c.n;
@@ -553,9 +554,10 @@ void check_path_against_gather(ayf::nn::conv_path path, double bound) {
     REQUIRE(pair.fast.path() == path);
     REQUIRE(pair.reference.path() == ayf::nn::conv_path::gather);
     const ayf::host_kernels::stencil_dims dims{in.height, in.width, in.channels, c.kernel};
-    const std::size_t tiles = (2 * n * in.pixels() + BS::stencil_tile(dims) - 1) / BS::stencil_tile(dims);
+    const auto bands = BS::stencil_bands(dims);
     INFO("image " << in.height << "x" << in.width << "x" << in.channels << ", kernel " << c.kernel << ", "
-                  << c.cout << " outputs, n " << n << ", " << tiles << " tiles of the stacked rows");
+                  << c.cout << " outputs, n " << n << ", " << bands.bands_per_sample << " bands of "
+                  << bands.rows_per_band << " rows per sample");
     tensor stacked = BS::make(ctx, shape(2 * n, in.size()));
     BS::randn(ctx, stacked);
     const tensor x = stacked.topRows(static_cast<Index>(n));
@@ -603,13 +605,22 @@ TEST_CASE("conv2d: the host tiled and im2col paths equal the gather reference, f
     check_path_against_gather<double>(path, 1e-13);
     check_path_against_gather<float>(path, 2e-6);
   }
-  // The many-pixel cases above have several tiles per primal pass, crossing samples.
-  const ayf::host_kernels::stencil_dims many{16, 16, 9, 3}, crossing{13, 11, 8, 5};
-  CHECK(B::stencil_tile(many) % 16 == 0);
-  CHECK(40 * 256 / B::stencil_tile(many) > 16);  // more tiles than weight-gradient chunks
-  CHECK(4 * 143 > 2 * B::stencil_tile(crossing));
-  CHECK(4 * 143 > ayf::eigen_backend<float>::stencil_tile(crossing));
-  CHECK(B::stencil_tile(crossing) % 143 != 0);
+  // The cases above cover one band per image with many bands per pass (more than the weight
+  // gradient's 16 chunks), and wide images in several bands of rows, the last one shorter.
+  using F = ayf::eigen_backend<float>;
+  const ayf::host_kernels::stencil_dims many{16, 16, 9, 3}, wide3{21, 64, 48, 3}, wide5{21, 64, 48, 5};
+  CHECK(B::stencil_bands(many).bands_per_sample == 1);
+  CHECK(F::stencil_bands(many).rows_per_band == 16);
+  CHECK(2 * 40 * B::stencil_bands(many).bands_per_sample > 16);
+  for (const auto& dims : {wide3, wide5}) {
+    for (const auto& grid : {B::stencil_bands(dims), F::stencil_bands(dims)}) {
+      CHECK(grid.bands_per_sample > 1);
+      CHECK(grid.rows_per_band * grid.bands_per_sample >= 21);
+      CHECK(grid.rows_per_band * (grid.bands_per_sample - 1) < 21);
+    }
+  }
+  CHECK(21 % F::stencil_bands(wide5).rows_per_band != 0);
+  CHECK(F::stencil_bands(wide3).rows_per_band > 1);
 }
 
 TEST_CASE("conv2d's tiled path is bitwise the same on one oneTBB thread and on many, and allocates nothing once warm",

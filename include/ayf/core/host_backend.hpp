@@ -319,20 +319,27 @@ struct host_backend {
   }
 
   // ---- the tiled stencil products (conv2d's host path) ---------------------------------------
-  /// Pixels per tile of the tiled stencil products: a [T, k*k*C] column tile of about 384 KiB (at
-  /// least 64 rows, a multiple of 16), so it stays in cache between its im2col and its GEMM. Depends
-  /// only on the geometry and the scalar type, never on threads.
-  static std::size_t stencil_tile(const host_kernels::stencil_dims& d) {
-    constexpr std::size_t tile_bytes = std::size_t{384} << 10, min_rows = 64;
-    const std::size_t row_bytes = std::max<std::size_t>(1, d.kernel * d.kernel * d.channels) * sizeof(scalar);
-    return std::max(min_rows, tile_bytes / row_bytes / 16 * 16);
+  /// The bands of the tiled stencil products: a task covers image rows [y0, y1) of one sample,
+  /// rows_per_band of them (the last band of a sample may have fewer), whose kernel-row columns
+  /// (host_kernels::im2col_band: k*C values per pixel of rows y0 - k/2 .. y1 + k/2 - 1) take about
+  /// 384 KiB, so they stay in cache between the im2col and the band's k products. Depends only on the
+  /// geometry and the scalar type, never on threads.
+  using stencil_band_grid = host_kernels::stencil_band_grid;
+  static stencil_band_grid stencil_bands(const host_kernels::stencil_dims& d) {
+    constexpr std::size_t band_bytes = std::size_t{384} << 10;
+    const std::size_t halo = 2 * (d.kernel / 2);
+    const std::size_t row_bytes = std::max<std::size_t>(1, d.width * d.kernel * d.channels) * sizeof(scalar);
+    const std::size_t fit = band_bytes / row_bytes, height = std::max<std::size_t>(1, d.height);
+    const std::size_t rows = std::min(height, fit > halo ? fit - halo : std::size_t{1});
+    const std::size_t bands = (height + rows - 1) / rows;  // then rows spread evenly over the bands
+    return {(height + bands - 1) / bands, bands};
   }
 
   /// y = cols(x) W (+ y when `accumulate`), the im2col + GEMM of a "same" stencil without the full
   /// column matrix: x [>= rows, H*W*C], W [k*k*C, C_out], y [rows, H*W*C_out] (resized unless
-  /// accumulating). The rows*H*W pixels go in tiles of stencil_tile(d) (a tile may cross image rows
-  /// and samples), in parallel; each task builds its tile's columns in its thread's slot of `scratch`
-  /// (grown when too small, then reused) and runs one single-threaded GEMM into the tile's rows of y.
+  /// accumulating). The images go in bands of rows (stencil_bands), in parallel; each task builds its
+  /// band's kernel-row columns in its thread's slot of `scratch` (grown when too small, then reused)
+  /// and runs k single-threaded GEMMs (one per tap row) into the band's rows of y.
   template <class Out, class In, class Wm>
   static void stencil_gemm(context& ctx, Out&& y, const In& x, std::size_t rows, const host_kernels::stencil_dims& d,
                            const Wm& w, bool accumulate, tensor& scratch) {
@@ -370,11 +377,11 @@ struct host_backend {
                        slot_size);
   }
 
-  /// dW += cols(x)^T dy, the weight gradient of stencil_gemm, tile by tile: x [>= rows, H*W*C], dy
-  /// [rows, H*W*C_out], dW [k*k*C, C_out] (never resized). The tiles go in a fixed number of chunks
-  /// (at most 16, from the problem size alone); each chunk sums its tiles' products in order into its
-  /// own partial in `scratch`, and dW adds the partials in chunk order (in double): the result does
-  /// not depend on the number of threads.
+  /// dW += cols(x)^T dy, the weight gradient of stencil_gemm, band by band: x [>= rows, H*W*C], dy
+  /// [rows, H*W*C_out], dW [k*k*C, C_out] (never resized). The bands go in a fixed number of chunks
+  /// (at most 16, from the problem size alone); each chunk sums its bands' products (k per band, one
+  /// per row block of dW) in order into its own partial in `scratch`, and dW adds the partials in
+  /// chunk order (in double): the result does not depend on the number of threads.
   template <class Out, class In, class G>
   static void stencil_gemm_weights(context& ctx, Out&& dw, const In& x, const G& dy, std::size_t rows,
                                    const host_kernels::stencil_dims& d, tensor& scratch) {
@@ -383,12 +390,12 @@ struct host_backend {
     const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(dw).cols;
     require_shape("stencil_gemm_weights", "dW", shape(fan_in, c_out), shape_of(dw));
     require_shape("stencil_gemm_weights", "dy", shape(rows, d.height * d.width * c_out), shape_of(dy));
-    const std::size_t pixels = rows * d.height * d.width, tile = stencil_tile(d);
-    const std::size_t tiles = (pixels + tile - 1) / tile;
-    if (tiles == 0 || c_out == 0) return;
+    const stencil_band_grid grid = stencil_bands(d);
+    const std::size_t tasks = rows * grid.bands_per_sample, k = d.kernel, kc = k * d.channels;
+    if (tasks == 0 || c_out == 0 || d.width == 0) return;
     constexpr std::size_t max_chunks = 16;
-    const std::size_t chunks = std::min(tiles, max_chunks), per_chunk = (tiles + chunks - 1) / chunks;
-    const std::size_t used = (tiles + per_chunk - 1) / per_chunk;  // chunks that own tiles
+    const std::size_t chunks = std::min(tasks, max_chunks), per_chunk = (tasks + chunks - 1) / chunks;
+    const std::size_t used = (tasks + per_chunk - 1) / per_chunk;  // chunks that own bands
     const std::size_t partial_size = round_up(fan_in * c_out), slot_size = stencil_slot_size(d);
     const std::size_t slots = worker_slots(ctx);
     grow(scratch, used * partial_size + slots * slot_size);
@@ -396,16 +403,23 @@ struct host_backend {
     scalar* columns = partials + used * partial_size;
     const scalar* px = data(x);
     const scalar* pg = data(dy);
-    ctx.executor.for_blocks(used, per_chunk * tile * fan_in * c_out, [&](std::size_t begin, std::size_t end) {
+    const std::size_t chunk_work = per_chunk * grid.rows_per_band * d.width * k * kc * c_out;
+    // Per band: partial_ky (+)= cols_ky^T dy_band, the k row blocks of dW.
+    ctx.executor.for_blocks(used, chunk_work, [&](std::size_t begin, std::size_t end) {
       scalar* cols = columns + worker_slot(ctx, slots) * slot_size;
       for (std::size_t chunk = begin; chunk < end; ++chunk) {
         scalar* partial = partials + chunk * partial_size;
-        const std::size_t t_end = std::min(tiles, (chunk + 1) * per_chunk);
+        const std::size_t t_end = std::min(tasks, (chunk + 1) * per_chunk);
         for (std::size_t t = chunk * per_chunk; t < t_end; ++t) {
-          const std::size_t p0 = t * tile, p1 = std::min(pixels, p0 + tile);
-          host_kernels::im2col_pixels(p0, p1, d, cols, px);
-          gemm_on_thread(fan_in, c_out, p1 - p0, true, false, scalar(1), cols, fan_in, pg + p0 * c_out, c_out,
-                         t == chunk * per_chunk ? scalar(0) : scalar(1), partial);
+          const std::size_t b = t / grid.bands_per_sample, y0 = (t % grid.bands_per_sample) * grid.rows_per_band;
+          const std::size_t y1 = std::min(d.height, y0 + grid.rows_per_band), m = (y1 - y0) * d.width;
+          host_kernels::im2col_band(b, y0, y1, d, cols, px);
+          const scalar* g = pg + (b * d.height + y0) * d.width * c_out;
+          const scalar beta = t == chunk * per_chunk ? scalar(0) : scalar(1);
+          for (std::size_t ky = 0; ky < k; ++ky) {
+            gemm_on_thread(kc, c_out, m, true, false, scalar(1), cols + ky * d.width * kc, kc, g, c_out, beta,
+                           partial + ky * kc * c_out);
+          }
         }
       }
     });
@@ -420,21 +434,28 @@ struct host_backend {
   }
 
 private:
-  /// The tiles of stencil_gemm on raw operands: y [rows*H*W, c_out] = cols(x) W (+ y), W [k*k*C,
-  /// c_out], one column slot of slot_size elements per thread from `columns`.
+  /// The bands of stencil_gemm on raw operands: y [rows*H*W, c_out] = cols(x) W (+ y), W [k*k*C,
+  /// c_out]; per band one im2col_band into the thread's slot of slot_size elements from `columns`,
+  /// then k single-threaded products y_band (+)= cols_ky W_ky, W_ky the rows [ky*k*C, (ky+1)*k*C) of W.
   static void tiled_stencil_gemm(context& ctx, scalar* y, const scalar* x, std::size_t rows,
                                  const host_kernels::stencil_dims& d, const scalar* w, std::size_t c_out,
                                  bool accumulate, scalar* columns, std::size_t slot_size) {
-    const std::size_t fan_in = d.kernel * d.kernel * d.channels, pixels = rows * d.height * d.width;
-    const std::size_t tile = stencil_tile(d), tiles = (pixels + tile - 1) / tile, slots = worker_slots(ctx);
-    if (c_out == 0) return;
+    const std::size_t k = d.kernel, kc = k * d.channels, slots = worker_slots(ctx);
+    const stencil_band_grid grid = stencil_bands(d);
+    if (c_out == 0 || d.height == 0 || d.width == 0) return;
     const scalar beta = accumulate ? scalar(1) : scalar(0);
-    ctx.executor.for_blocks(tiles, tile * fan_in * c_out, [&](std::size_t begin, std::size_t end) {
+    const std::size_t band_work = grid.rows_per_band * d.width * k * kc * c_out;
+    ctx.executor.for_blocks(rows * grid.bands_per_sample, band_work, [&](std::size_t begin, std::size_t end) {
       scalar* cols = columns + worker_slot(ctx, slots) * slot_size;
       for (std::size_t t = begin; t < end; ++t) {
-        const std::size_t p0 = t * tile, p1 = std::min(pixels, p0 + tile);
-        host_kernels::im2col_pixels(p0, p1, d, cols, x);
-        gemm_on_thread(p1 - p0, c_out, fan_in, false, false, scalar(1), cols, fan_in, w, c_out, beta, y + p0 * c_out);
+        const std::size_t b = t / grid.bands_per_sample, y0 = (t % grid.bands_per_sample) * grid.rows_per_band;
+        const std::size_t y1 = std::min(d.height, y0 + grid.rows_per_band), m = (y1 - y0) * d.width;
+        host_kernels::im2col_band(b, y0, y1, d, cols, x);
+        scalar* out = y + (b * d.height + y0) * d.width * c_out;
+        for (std::size_t ky = 0; ky < k; ++ky) {
+          gemm_on_thread(m, c_out, kc, false, false, scalar(1), cols + ky * d.width * kc, kc, w + ky * kc * c_out,
+                         c_out, ky == 0 ? beta : scalar(1), out);
+        }
       }
     });
   }
@@ -479,9 +500,10 @@ private:
     }
   }
 
-  /// Elements of one thread's column slot (a [stencil_tile(d), k*k*C] tile, whole cache lines).
+  /// Elements of one thread's column slot (one band's kernel-row columns, whole cache lines).
   static std::size_t stencil_slot_size(const host_kernels::stencil_dims& d) {
-    return round_up(stencil_tile(d) * d.kernel * d.kernel * d.channels);
+    const stencil_band_grid grid = stencil_bands(d);
+    return round_up((grid.rows_per_band + 2 * (d.kernel / 2)) * d.width * d.kernel * d.channels);
   }
   /// n rounded up to whole 64-byte lines of scalars.
   static constexpr std::size_t round_up(std::size_t n) {

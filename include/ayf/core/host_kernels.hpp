@@ -106,6 +106,10 @@ AYF_HOST_DEVICE void gather_sum(std::size_t begin, std::size_t end, S* out, cons
 struct stencil_dims {
   std::size_t height, width, channels, kernel;
 };
+/// Bands of image rows of the tiled stencil products (host_backend::stencil_bands).
+struct stencil_band_grid {
+  std::size_t rows_per_band, bands_per_sample;
+};
 
 /// col2im, the adjoint of im2col, for image rows [row_begin, row_end) of x: each pixel sums the
 /// column entries that read it (x = beta x + sum, beta 0 or 1), rows of taps ky in order.
@@ -465,6 +469,41 @@ void im2col_pixels(std::size_t pixel_begin, std::size_t pixel_end, const stencil
       if (++y == h) {
         y = 0;
         ++b;
+      }
+    }
+  }
+}
+
+/// The kernel-row im2col of sample b's image rows [y0 - r, y1 + r) (r = k / 2): column row
+/// (y - y0 + r) * W + x holds the k*C values x[b, y, x - r .. x + r] (zeros outside the image). The
+/// stencil's rows [y0, y1) are then k products, tap row ky reading the column rows from ky * W on:
+/// a third of im2col's writes for k = 3.
+template <class S>
+void im2col_band(std::size_t b, std::size_t y0, std::size_t y1, const stencil_dims& d, S* cols, const S* x) {
+  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  const S* image = x + b * h * w * c;
+  for (std::size_t i = 0; i < y1 - y0 + 2 * r; ++i) {
+    S* o = cols + i * w * kc;
+    const std::size_t y = y0 + i;  // image row y - r
+    if (y < r || y - r >= h) {
+      for (std::size_t j = 0; j < w * kc; ++j) o[j] = S(0);
+      continue;
+    }
+    const S* src = image + (y - r) * w * c;
+    for (std::size_t xo = 0; xo < w; ++xo, o += kc) {
+      if (xo >= r && xo + r < w) {  // all k taps in range: one contiguous run
+        const S* s = src + (xo - r) * c;
+        for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
+        continue;
+      }
+      for (std::size_t kx = 0; kx < k; ++kx) {
+        S* ok = o + kx * c;
+        if (xo + kx >= r && xo + kx - r < w) {
+          const S* s = src + (xo + kx - r) * c;
+          for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
+        } else {
+          for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
+        }
       }
     }
   }
