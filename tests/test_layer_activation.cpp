@@ -1,9 +1,11 @@
 // tests/test_layer_activation.cpp: the SiLU activation layer against its closed form and the layer
 // checks (the tangent rule a'(z) dz and the backward a'(z) dy by central differences).
+#include <algorithm>
 #include <cmath>
 
 #include <catch2/catch.hpp>
 
+#include "ayf/backends/eigen/backend.hpp"
 #include "ayf/nn/activation.hpp"
 #include "support/layer_check.hpp"
 
@@ -29,4 +31,52 @@ TEST_CASE("activation: silu(z) = z / (1 + exp(-z)) and its tangent", "[nn][layer
   }
   ayf_test::unary_layer_probe<ayf::nn::activation<layer_backend>> probe(layer, params);
   ayf_test::check_layer(probe.probe(), 3, 6, 41, -4, 4);
+}
+
+TEST_CASE("activation in float: silu and its tangent within a few ulps, and the fused GroupNorm + SiLU's operations",
+          "[nn][layer][cpu]") {
+  using F = ayf::eigen_backend<float>;
+  F::context ctx(1);
+  ayf::nn::parameter_layout layout;
+  const std::size_t n = 4, width = 2001;
+  const ayf::nn::activation<F> layer(width);
+  ayf::nn::parameter_set<F> params(ctx, layout);
+  ayf::nn::workspace<F> ws;
+  ayf::nn::no_state st;
+  // z from -50 to 50 in steps of 1/20 (e^-z beyond the float range at both ends too), dz = 1 + z / 100.
+  F::tensor x(2 * n, width);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < width; ++j) {
+      const auto r = static_cast<Eigen::Index>(i), c = static_cast<Eigen::Index>(j);
+      x(r, c) = static_cast<float>((static_cast<double>(i * width + j) - 4002.0) / 80.0);
+      x(r + static_cast<Eigen::Index>(n), c) = 1.0f + x(r, c) / 100.0f;
+    }
+  }
+  x(0, 0) = -100.0f;  // e^100 overflows a float (exp_polynomial clamps it): silu and silu' near 0
+  x(0, 1) = 100.0f;
+  F::tensor y;
+  layer.forward(ctx, params, x, y, st, ws, n);
+  F::tensor dy = x.bottomRows(static_cast<Eigen::Index>(n)), grad;
+  layer.backward(ctx, params, x, st, dy, &grad, ws, ayf::nn::gradient_mode::inputs);
+  double worst = 0;
+  std::size_t not_fused = 0;
+  for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(n); ++i) {
+    for (Eigen::Index j = 0; j < static_cast<Eigen::Index>(width); ++j) {
+      const float z = x(i, j), dz = x(i + static_cast<Eigen::Index>(n), j);
+      const long double sg = 1 / (1 + std::exp(-static_cast<long double>(z)));
+      const long double value = z * sg, tangent = sg * (1 + z * (1 - sg)) * dz;
+      auto rel = [](long double got, long double want) {
+        return static_cast<double>(std::abs(got - want) / std::max<long double>(std::abs(want), 1.0L));
+      };
+      worst = std::max({worst, rel(y(i, j), value), rel(y(i + static_cast<Eigen::Index>(n), j), tangent),
+                        rel(grad(i, j), tangent)});
+      float slope = 0;
+      const float fused = ayf::host_kernels::silu_with_slope(z, slope);
+      not_fused += fused != y(i, j) || slope * dz != y(i + static_cast<Eigen::Index>(n), j);
+    }
+  }
+  CHECK(worst < 2e-6);  // 8 float epsilons
+  CHECK(not_fused == 0);
+  CHECK(std::abs(y(0, 0)) < 1e-30f);
+  CHECK(y(0, 1) == 100.0f);
 }

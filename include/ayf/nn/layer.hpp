@@ -8,9 +8,11 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "ayf/core/backend.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/host_kernels.hpp"
 #include "ayf/nn/parameters.hpp"
 
 namespace ayf::nn {
@@ -132,20 +134,29 @@ struct fast_divisor {
   }
 };
 
+/// e^-z for SiLU: in float on the host by host_kernels::exp_polynomial (within 2 ulp of expf; the
+/// transforms over it vectorize, a libm call per element does not), as the fused GroupNorm + SiLU
+/// loop; otherwise exp.
+template <class T>
+AYF_HOST_DEVICE T exp_of_negative(T z) {
+#if !defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, float>) return host_kernels::exp_polynomial(-z);
+#endif
+  using std::exp;
+  return exp(-z);
+}
 /// silu(z) = z sigmoid(z).
 struct silu {
   template <class T>
   AYF_HOST_DEVICE T operator()(T z) const {
-    using std::exp;
-    return z / (T(1) + exp(-z));
+    return z / (T(1) + exp_of_negative(z));
   }
 };
 /// d silu(z) = sigmoid(z) (1 + z (1 - sigmoid(z))) dz.
 struct silu_tangent {
   template <class T>
   AYF_HOST_DEVICE T operator()(T z, T dz) const {
-    using std::exp;
-    const T sg = T(1) / (T(1) + exp(-z));
+    const T sg = T(1) / (T(1) + exp_of_negative(z));
     return sg * (T(1) + z * (T(1) - sg)) * dz;
   }
 };
