@@ -3,7 +3,8 @@
 of the same U-Net (28x28x1, base 32, levels (1, 2), one block per level, GroupNorm 8, batch 128) in
 PyTorch (Debian's python3-torch; install libopenblas-dev first, or it falls back to reference BLAS)
 and in ayf (benchmarks/bench_steps, run in the same invocation), and prints ayf/PyTorch ratios, the
-achieved GFLOP/s against a measured SGEMM peak (the better of torch.mm and ayf's gemm, benchmarks/bench_gemm),
+achieved GFLOP/s against a measured SGEMM peak (the better of torch.mm and ayf's gemm, benchmarks/bench_gemm,
+sampled before the rounds and after each, the best sample kept),
 the machine's vector extensions and its load.
 
     /usr/bin/python3 benchmarks/compare_pytorch.py --bench build-bench/benchmarks/bench_steps [--models unet] [--rounds 3]
@@ -386,17 +387,24 @@ def main():
           if hasattr(torch.backends, "cpu") and hasattr(torch.backends.cpu, "get_cpu_capability") else
           next((line.strip() for line in blas.splitlines() if "CPU capability" in line), ""))
     # The peak is the machine's best SGEMM that either program reaches: the percentages below are of it.
-    torch_peak, ayf_peak = sgemm_peak(), ayf_sgemm_peak(args.bench_gemm)
-    peak = max(torch_peak, ayf_peak or 0.0)
-    print(f"measured SGEMM peak: {peak:.1f} GFLOP/s, the better of torch.mm (best of 1024^3 and 2048^3) "
-          f"{torch_peak:.1f} and ayf's gemm at 2048^3 "
-          f"{f'{ayf_peak:.1f}' if ayf_peak else '(not measured: no bench_gemm)'}\n")
+    # Sampled before the first round and after every round, the best sample kept: on a shared machine one
+    # sample can land in a slow moment and inflate every percentage.
+    peaks = [(sgemm_peak(), ayf_sgemm_peak(args.bench_gemm))]
     ayf_rounds, torch_rounds = [], []
     for r in range(args.rounds):
         a, t = measure_round(args.bench, args.models)
         ayf_rounds.append(a)
         torch_rounds.append(t)
+        peaks.append((sgemm_peak(), ayf_sgemm_peak(args.bench_gemm)))
         print(f"round {r + 1} of {args.rounds} measured", file=sys.stderr, flush=True)
+    torch_peak = max(p[0] for p in peaks)
+    ayf_samples = [p[1] for p in peaks if p[1]]
+    ayf_peak = max(ayf_samples) if ayf_samples else None
+    peak = max(torch_peak, ayf_peak or 0.0)
+    print(f"measured SGEMM peak: {peak:.1f} GFLOP/s, the better of torch.mm (best of 1024^3 and 2048^3) "
+          f"{torch_peak:.1f} and ayf's gemm at 2048^3 "
+          f"{f'{ayf_peak:.1f}' if ayf_peak else '(not measured: no bench_gemm)'}; best of {len(peaks)} samples "
+          f"(before the rounds and after each; ayf's: {', '.join(f'{x:.0f}' for x in ayf_samples) or 'none'})")
     ayf, ours = median_of(ayf_rounds), median_of(torch_rounds)
     print(f"ayf gemm: {ayf['gemm']}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} "
           "(torch's OpenBLAS reads it too)")
