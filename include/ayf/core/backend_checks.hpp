@@ -108,16 +108,28 @@ void require_distinct_buffers(const char* where, std::size_t n, const S*... buff
   if (n == 0) return;
   const std::uintptr_t begin[] = {reinterpret_cast<std::uintptr_t>(buffers)...};
   constexpr std::size_t count = sizeof...(S);
+  const std::size_t bytes = n * sizeof(std::common_type_t<S...>);
   for (std::size_t i = 0; i < count; ++i) {
     for (std::size_t j = i + 1; j < count; ++j) {
       const std::uintptr_t lo = std::min(begin[i], begin[j]), hi = std::max(begin[i], begin[j]);
-      const std::size_t bytes = n * sizeof(std::common_type_t<S...>);
       if (hi - lo < bytes) {
         throw_argument_error(where, "buffers", concat(count, " distinct buffers of ", n, " elements"),
                              concat("buffers ", i, " and ", j, " overlapping"));
       }
     }
   }
+}
+
+
+/// apply_adam's operands (both backends): values and the two moments of the gradients' shape, in
+/// four distinct buffers.
+template <class S>
+void require_adam_operands(const shape& gradients, const shape& values, const shape& first, const shape& second,
+                           const S* theta, const S* m, const S* v, const S* g) {
+  require_shape("apply_adam", "values", gradients, values);
+  require_shape("apply_adam", "first", gradients, first);
+  require_shape("apply_adam", "second", gradients, second);
+  require_distinct_buffers("apply_adam", gradients.size(), theta, m, v, g);
 }
 
 }  // namespace ayf::detail

@@ -162,14 +162,11 @@ struct host_backend {
                          const G& gradients) {
     static_assert(is_operand<G>, "apply_adam: gradients must be a tensor or view");
     const shape sh = shape_of(gradients);
-    require_shape("apply_adam", "values", sh, shape_of(values));
-    require_shape("apply_adam", "first", sh, shape_of(first));
-    require_shape("apply_adam", "second", sh, shape_of(second));
     scalar* theta = data(values);
     scalar* m = data(first);
     scalar* v = data(second);
     const scalar* g = data(gradients);
-    detail::require_distinct_buffers("apply_adam", sh.size(), theta, m, v, g);
+    detail::require_adam_operands(sh, shape_of(values), shape_of(first), shape_of(second), theta, m, v, g);
     ctx.executor.for_blocks(sh.size(), 8, [&](std::size_t b, std::size_t e) {
       if constexpr (requires { Storage::apply_adam(f, theta, m, v, g, std::size_t{0}); }) {
         Storage::apply_adam(f, theta + b, m + b, v + b, g + b, e - b);
@@ -411,8 +408,8 @@ struct host_backend {
         scalar* partial = partials + chunk * partial_size;
         const std::size_t t_end = std::min(tasks, (chunk + 1) * per_chunk);
         for (std::size_t t = chunk * per_chunk; t < t_end; ++t) {
-          const std::size_t b = t / grid.bands_per_sample, y0 = (t % grid.bands_per_sample) * grid.rows_per_band;
-          const std::size_t y1 = std::min(d.height, y0 + grid.rows_per_band), m = (y1 - y0) * d.width;
+          const auto [b, y0, y1] = grid.at(t, d.height);
+          const std::size_t m = (y1 - y0) * d.width;
           host_kernels::im2col_band(b, y0, y1, d, cols, px);
           const scalar* g = pg + (b * d.height + y0) * d.width * c_out;
           const scalar beta = t == chunk * per_chunk ? scalar(0) : scalar(1);
@@ -448,8 +445,8 @@ private:
     ctx.executor.for_blocks(rows * grid.bands_per_sample, band_work, [&](std::size_t begin, std::size_t end) {
       scalar* cols = columns + worker_slot(ctx, slots) * slot_size;
       for (std::size_t t = begin; t < end; ++t) {
-        const std::size_t b = t / grid.bands_per_sample, y0 = (t % grid.bands_per_sample) * grid.rows_per_band;
-        const std::size_t y1 = std::min(d.height, y0 + grid.rows_per_band), m = (y1 - y0) * d.width;
+        const auto [b, y0, y1] = grid.at(t, d.height);
+        const std::size_t m = (y1 - y0) * d.width;
         host_kernels::im2col_band(b, y0, y1, d, cols, x);
         scalar* out = y + (b * d.height + y0) * d.width * c_out;
         for (std::size_t ky = 0; ky < k; ++ky) {

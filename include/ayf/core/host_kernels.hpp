@@ -109,6 +109,14 @@ struct stencil_dims {
 /// Bands of image rows of the tiled stencil products (host_backend::stencil_bands).
 struct stencil_band_grid {
   std::size_t rows_per_band, bands_per_sample;
+  struct band {
+    std::size_t sample, y0, y1;
+  };
+  /// Task t's band: image rows [y0, y1) of sample t / bands_per_sample, of an image `height` rows high.
+  [[nodiscard]] band at(std::size_t t, std::size_t height) const {
+    const std::size_t y0 = (t % bands_per_sample) * rows_per_band;
+    return {t / bands_per_sample, y0, y0 + rows_per_band < height ? y0 + rows_per_band : height};
+  }
 };
 
 /// col2im, the adjoint of im2col, for image rows [row_begin, row_end) of x: each pixel sums the
@@ -432,44 +440,23 @@ void group_norm_backward(std::size_t begin, std::size_t end, const group_norm_di
   }
 }
 
-/// im2col for the flat pixels [pixel_begin, pixel_end) (pixel = (b * H + y) * W + x, so a range may
-/// cross image rows and samples) into the column rows [0, pixel_end - pixel_begin) of `cols`: one
-/// tile of the [R*H*W, k*k*C] column matrix (the tiled convolution builds one tile per task).
+/// One kernel row of one pixel's columns: the k*C values of pixels xo - r .. xo + r (r = k / 2) of the
+/// image row `src_row` (W pixels of C channels), zeros outside the row.
 template <class S>
-void im2col_pixels(std::size_t pixel_begin, std::size_t pixel_end, const stencil_dims& d, S* cols, const S* x) {
-  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
-  const std::size_t taps = k * kc;
-  const std::size_t row = pixel_begin / w;  // = b * H + y
-  std::size_t b = row / h, y = row - b * h, xo = pixel_begin - row * w;
-  for (std::size_t p = pixel_begin; p < pixel_end; ++p) {
-    S* o = cols + (p - pixel_begin) * taps;
-    for (std::size_t ky = 0; ky < k; ++ky, o += kc) {
-      if (y + ky < r || y + ky - r >= h) {
-        for (std::size_t j = 0; j < kc; ++j) o[j] = S(0);
-        continue;
-      }
-      const S* src_row = x + ((b * h + y + ky - r) * w) * c;
-      if (xo >= r && xo + k - r <= w) {  // all k taps in range: one contiguous run
-        const S* s = src_row + (xo - r) * c;
-        for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
-        continue;
-      }
-      for (std::size_t kx = 0; kx < k; ++kx) {
-        S* ok = o + kx * c;
-        if (xo + kx >= r && xo + kx - r < w) {
-          const S* s = src_row + (xo + kx - r) * c;
-          for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
-        } else {
-          for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
-        }
-      }
-    }
-    if (++xo == w) {  // the next image row, or the next sample's first
-      xo = 0;
-      if (++y == h) {
-        y = 0;
-        ++b;
-      }
+void im2col_tap_row(const S* src_row, std::size_t xo, const stencil_dims& d, S* o) {
+  const std::size_t w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  if (xo >= r && xo + r < w) {  // all k taps in range: one contiguous run
+    const S* s = src_row + (xo - r) * c;
+    for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
+    return;
+  }
+  for (std::size_t kx = 0; kx < k; ++kx) {
+    S* ok = o + kx * c;
+    if (xo + kx >= r && xo + kx - r < w) {
+      const S* s = src_row + (xo + kx - r) * c;
+      for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
+    } else {
+      for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
     }
   }
 }
@@ -480,7 +467,7 @@ void im2col_pixels(std::size_t pixel_begin, std::size_t pixel_end, const stencil
 /// a third of im2col's writes for k = 3.
 template <class S>
 void im2col_band(std::size_t b, std::size_t y0, std::size_t y1, const stencil_dims& d, S* cols, const S* x) {
-  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  const std::size_t h = d.height, w = d.width, c = d.channels, r = d.kernel / 2, kc = d.kernel * c;
   const S* image = x + b * h * w * c;
   for (std::size_t i = 0; i < y1 - y0 + 2 * r; ++i) {
     S* o = cols + i * w * kc;
@@ -489,31 +476,28 @@ void im2col_band(std::size_t b, std::size_t y0, std::size_t y1, const stencil_di
       for (std::size_t j = 0; j < w * kc; ++j) o[j] = S(0);
       continue;
     }
-    const S* src = image + (y - r) * w * c;
-    for (std::size_t xo = 0; xo < w; ++xo, o += kc) {
-      if (xo >= r && xo + r < w) {  // all k taps in range: one contiguous run
-        const S* s = src + (xo - r) * c;
-        for (std::size_t j = 0; j < kc; ++j) o[j] = s[j];
-        continue;
-      }
-      for (std::size_t kx = 0; kx < k; ++kx) {
-        S* ok = o + kx * c;
-        if (xo + kx >= r && xo + kx - r < w) {
-          const S* s = src + (xo + kx - r) * c;
-          for (std::size_t j = 0; j < c; ++j) ok[j] = s[j];
+    for (std::size_t xo = 0; xo < w; ++xo) im2col_tap_row(image + (y - r) * w * c, xo, d, o + xo * kc);
+  }
+}
+
+/// im2col for image rows [row_begin, row_end) (row = b * H + y): the column rows of their pixels,
+/// k kernel rows of k*C values each (zeros outside the image).
+template <class S>
+void im2col(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* cols, const S* x) {
+  const std::size_t h = d.height, w = d.width, c = d.channels, k = d.kernel, r = k / 2, kc = k * c;
+  for (std::size_t row = row_begin; row < row_end; ++row) {
+    const std::size_t b = row / h, y = row - b * h;
+    for (std::size_t xo = 0; xo < w; ++xo) {
+      S* o = cols + (row * w + xo) * k * kc;
+      for (std::size_t ky = 0; ky < k; ++ky, o += kc) {
+        if (y + ky < r || y + ky - r >= h) {
+          for (std::size_t j = 0; j < kc; ++j) o[j] = S(0);
         } else {
-          for (std::size_t j = 0; j < c; ++j) ok[j] = S(0);
+          im2col_tap_row(x + (b * h + y + ky - r) * w * c, xo, d, o);
         }
       }
     }
   }
-}
-
-/// im2col for image rows [row_begin, row_end) (row = b * H + y): the column rows of their pixels.
-template <class S>
-void im2col(std::size_t row_begin, std::size_t row_end, const stencil_dims& d, S* cols, const S* x) {
-  const std::size_t w = d.width, taps = d.kernel * d.kernel * d.channels;
-  im2col_pixels(row_begin * w, row_end * w, d, cols + row_begin * w * taps, x);
 }
 
 /// The weights of the data gradient of a "same" stencil as a stencil of its own: with W [k*k*C_in,

@@ -539,11 +539,9 @@ struct thrust_backend {
                          const G& gradients) {
     static_assert(is_operand<G>, "apply_adam: gradients must be a tensor or view");
     const shape sh = shape_of(gradients);
-    require_shape("apply_adam", "values", sh, shape_of(values));
-    require_shape("apply_adam", "first", sh, shape_of(first));
-    require_shape("apply_adam", "second", sh, shape_of(second));
     thrust_kernels::apply_adam<S, fn::adam_update> kernel{f, data(values), data(first), data(second), data(gradients)};
-    detail::require_distinct_buffers("apply_adam", sh.size(), kernel.theta, kernel.m, kernel.v, kernel.g);
+    detail::require_adam_operands(sh, shape_of(values), shape_of(first), shape_of(second), kernel.theta, kernel.m,
+                                  kernel.v, kernel.g);
     launch(ctx, sh.size(), kernel);
   }
 
