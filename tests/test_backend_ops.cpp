@@ -802,14 +802,17 @@ TEST_CASE("reduce_all is bitwise the same serial, on oneTBB threads, and on xten
     CHECK(std::bit_cast<std::uint64_t>(serial_dot) == std::bit_cast<std::uint64_t>(parallel_dot));
   }
 
-  // The documented order (host_kernels.hpp): fixed chunks summed in order, then the chunk sums
-  // in order. A plain left-to-right sum of the same data differs in its last bits, which shows
-  // that the comparisons above are sensitive to the summation order.
-  const std::size_t chunk = ayf::host_kernels::reduce_chunk;
+  // The documented order (host_kernels.hpp): within each fixed chunk, element i of the chunk
+  // into lane i mod reduce_lanes, each lane in order, the lanes added in order; then the chunk
+  // sums in order. A plain left-to-right sum of the same data differs in its last bits, which
+  // shows that the comparisons above are sensitive to the summation order.
+  const std::size_t chunk = ayf::host_kernels::reduce_chunk, lanes = ayf::host_kernels::reduce_lanes;
   double chunked = 0, plain = 0;
   for (std::size_t begin = 0; begin < host.size(); begin += chunk) {
+    std::vector<double> lane(lanes, 0.0);
+    for (std::size_t k = begin; k < std::min(begin + chunk, host.size()); ++k) lane[(k - begin) % lanes] += host[k];
     double partial = 0;
-    for (std::size_t k = begin; k < std::min(begin + chunk, host.size()); ++k) partial += host[k];
+    for (double v : lane) partial += v;
     chunked += partial;
   }
   for (double v : host) plain += v;

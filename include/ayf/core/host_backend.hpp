@@ -617,13 +617,17 @@ public:
   static scalar reduce_all(context& ctx, const F& f, const In&... in) {
     const shape sh = same_shape("reduce_all", in...);
     const std::size_t chunks = host_kernels::chunk_count(sh.size());
-    std::vector<double> partial(chunks, 0.0);
+    // The chunk sums on the stack up to 2^23 elements (no allocation in an optimizer step).
+    constexpr std::size_t on_stack = 1024;
+    std::array<double, on_stack> local{};
+    std::vector<double> heap(chunks > on_stack ? chunks : 0);
+    double* partial = chunks > on_stack ? heap.data() : local.data();
     ctx.executor.for_blocks(chunks, host_kernels::reduce_chunk, [&](std::size_t b, std::size_t e) {
       for (std::size_t k = b; k < e; ++k)
         partial[k] = host_kernels::reduce_chunk_sum(k, sh.size(), f, data(in)...);
     });
     double total = 0;
-    for (double p : partial) total += p;
+    for (std::size_t k = 0; k < chunks; ++k) total += partial[k];
     return static_cast<scalar>(total);
   }
 

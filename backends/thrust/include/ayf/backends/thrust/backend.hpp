@@ -176,7 +176,8 @@ struct reduce_rows {
   }
 };
 
-/// partial[c] = sum of f over chunk c of host_kernels::reduce_chunk elements, in double.
+/// partial[c] = sum of f over chunk c of host_kernels::reduce_chunk elements, in double, in the
+/// host backends' order (host_kernels::reduce_chunk_sum).
 template <class S, class F, std::size_t N>
 struct reduce_chunks {
   double* partial;
@@ -186,11 +187,7 @@ struct reduce_chunks {
   AYF_HOST_DEVICE void operator()(std::size_t chunk) const { apply(chunk, std::make_index_sequence<N>{}); }
   template <std::size_t... I>
   AYF_HOST_DEVICE void apply(std::size_t chunk, std::index_sequence<I...> /*unused*/) const {
-    const std::size_t begin = chunk * host_kernels::reduce_chunk;
-    const std::size_t end = begin + host_kernels::reduce_chunk < n ? begin + host_kernels::reduce_chunk : n;
-    double acc = 0;
-    for (std::size_t k = begin; k < end; ++k) acc += static_cast<double>(f(in[I][k]...));
-    partial[chunk] = acc;
+    partial[chunk] = host_kernels::reduce_chunk_sum(chunk, n, f, in[I]...);
   }
 };
 /// partial[count] = partial[0] + ... + partial[count - 1], in order (one index).
