@@ -706,6 +706,15 @@ TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index 
     CHECK(max_abs_diff(dx, dx_ref) < 1e-13);
     B::stencil_gemm_weights(ctx, dw, x, dy, rows, dims, scratch);
     CHECK(max_abs_diff(dw, B::tensor(dw0 + cols_ref.transpose() * dy_pixels)) < 1e-13);
+    // With the bias gradient in the same pass: dW as above, db += the column sums of dy's pixels.
+    B::tensor dw_fused = dw0, db = random(ctx, shape(1, cout));
+    const B::tensor db0 = db;
+    B::stencil_gemm_weights(ctx, dw_fused, db, x, dy, rows, dims, scratch);
+    CHECK(max_abs_diff(dw_fused, dw) == 0);
+    CHECK(max_abs_diff(db, B::tensor(db0 + dy_pixels.colwise().sum())) < 1e-13);
+    B::tensor db_wrong = random(ctx, shape(1, cout + 1));
+    REQUIRE_THROWS_WITH(B::stencil_gemm_weights(ctx, dw_fused, db_wrong, x, dy, rows, dims, scratch),
+                        Catch::Contains("'db'"));
   }
   {
     const ayf::host_kernels::stencil_dims dims3{in.height, in.width, in.channels, 3};

@@ -383,6 +383,23 @@ struct host_backend {
   static void stencil_gemm_weights(context& ctx, Out&& dw, const In& x, const G& dy, std::size_t rows,
                                    const host_kernels::stencil_dims& d, tensor& scratch) {
     static_assert(is_operand<In> && is_operand<G>, "stencil_gemm_weights: x and dy must be tensors or views");
+    stencil_weights_pass(ctx, dw, static_cast<scalar*>(nullptr), x, dy, rows, d, scratch);
+  }
+  /// The same, and the bias gradient in the same pass while each band of dy is in cache: db [1,
+  /// C_out] (never resized) += the sum of dy over pixels. Per band the column sums in double, added
+  /// to the chunk's partial (one rounding per band), the partials added to db in chunk order in double.
+  template <class Out, class OutBias, class In, class G>
+  static void stencil_gemm_weights(context& ctx, Out&& dw, OutBias&& db, const In& x, const G& dy, std::size_t rows,
+                                   const host_kernels::stencil_dims& d, tensor& scratch) {
+    static_assert(is_operand<In> && is_operand<G>, "stencil_gemm_weights: x and dy must be tensors or views");
+    require_shape("stencil_gemm_weights", "db", shape(1, shape_of(dw).cols), shape_of(db));
+    stencil_weights_pass(ctx, dw, data(db), x, dy, rows, d, scratch);
+  }
+
+private:
+  template <class Out, class In, class G>
+  static void stencil_weights_pass(context& ctx, Out& dw, scalar* db, const In& x, const G& dy, std::size_t rows,
+                                   const host_kernels::stencil_dims& d, tensor& scratch) {
     require_stencil_input("stencil_gemm_weights", "x", x, rows, d);
     const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(dw).cols;
     require_shape("stencil_gemm_weights", "dW", shape(fan_in, c_out), shape_of(dw));
@@ -393,7 +410,10 @@ struct host_backend {
     constexpr std::size_t max_chunks = 16;
     const std::size_t chunks = std::min(tasks, max_chunks), per_chunk = (tasks + chunks - 1) / chunks;
     const std::size_t used = (tasks + per_chunk - 1) / per_chunk;  // chunks that own bands
-    const std::size_t partial_size = round_up(fan_in * c_out), slot_size = stencil_slot_size(d);
+    // A chunk's partial: dW's [k*k*C, C_out], then (with db) the bias gradient's C_out.
+    const std::size_t weights_size = fan_in * c_out;
+    const std::size_t partial_size = round_up(weights_size + (db != nullptr ? c_out : 0));
+    const std::size_t slot_size = stencil_slot_size(d);
     const std::size_t slots = worker_slots(ctx);
     grow(scratch, used * partial_size + slots * slot_size);
     scalar* partials = Storage::data(scratch);
@@ -417,20 +437,22 @@ struct host_backend {
             gemm_on_thread(kc, c_out, m, true, false, scalar(1), cols + ky * d.width * kc, kc, g, c_out, beta,
                            partial + ky * kc * c_out);
           }
+          if (db != nullptr) host_kernels::add_column_sums(m, c_out, g, partial + weights_size, beta != scalar(0));
         }
       }
     });
+    const std::size_t total = weights_size + (db != nullptr ? c_out : 0);
     scalar* g = data(dw);
-    ctx.executor.for_blocks(fan_in * c_out, used, [&](std::size_t begin, std::size_t end) {
+    ctx.executor.for_blocks(total, used, [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) {
         double sum = 0;
         for (std::size_t chunk = 0; chunk < used; ++chunk) sum += static_cast<double>(partials[chunk * partial_size + i]);
-        g[i] = static_cast<scalar>(static_cast<double>(g[i]) + sum);
+        scalar& out = i < weights_size ? g[i] : db[i - weights_size];
+        out = static_cast<scalar>(static_cast<double>(out) + sum);
       }
     });
   }
 
-private:
   /// The bands of stencil_gemm on raw operands: y [rows*H*W, c_out] = cols(x) W (+ y), W [k*k*C,
   /// c_out]; per band one im2col_band into the thread's slot of slot_size elements from `columns`,
   /// then k single-threaded products y_band (+)= cols_ky W_ky, W_ky the rows [ky*k*C, (ky+1)*k*C) of W.

@@ -68,6 +68,7 @@ concept has_tiled_stencil = requires(typename B::context& ctx, typename B::view 
   B::stencil_gemm(ctx, v, x, std::size_t{1}, d, v, true, scratch);
   B::stencil_gemm_adjoint(ctx, v, x, std::size_t{1}, d, v, true, scratch);
   B::stencil_gemm_weights(ctx, v, x, x, std::size_t{1}, d, scratch);
+  B::stencil_gemm_weights(ctx, v, v, x, x, std::size_t{1}, d, scratch);
 };
 
 }  // namespace detail
@@ -176,12 +177,10 @@ public:
       }
       return;
     }
-    if (wants_parameters(mode)) {
+    if (wants_parameters(mode) && !tiled_weight_gradient(ctx, params, x, grad_y, n, ws)) {
       B::sum_columns(ctx, params.gradient(ctx, m_bias), 1.0, grad_y);
-      if (!tiled_weight_gradient(ctx, params, x, grad_y, n, ws)) {
-        auto cols = columns(ctx, x, n, ws);
-        B::gemm(ctx, transpose::yes, transpose::no, scalar(1), cols, dy, scalar(1), params.gradient(ctx, m_weight));
-      }
+      auto cols = columns(ctx, x, n, ws);
+      B::gemm(ctx, transpose::yes, transpose::no, scalar(1), cols, dy, scalar(1), params.gradient(ctx, m_weight));
     }
     if (inputs) {
       if (tiled_input_gradient(ctx, params, grad_y, *grad_x, n, ws, accumulate_input)) return;
@@ -209,7 +208,8 @@ public:
 
 private:
   /// The tiled path (false, nothing done, where it does not run): y = cols(x) W (+ y) over rows
-  /// [0, rows); dW += cols(x)^T dy; dx = cols(dy) W' (+ dx). Scratch: the column buffer ws.cols.
+  /// [0, rows); dW += cols(x)^T dy and db += the sum of dy over pixels (one pass over dy's bands);
+  /// dx = cols(dy) W' (+ dx). Scratch: the column buffer ws.cols.
   bool tiled_forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, std::size_t rows,
                      workspace<B>& ws, bool accumulate) const {
     if constexpr (detail::has_tiled_stencil<B>) {
@@ -224,7 +224,8 @@ private:
                              std::size_t n, workspace<B>& ws) const {
     if constexpr (detail::has_tiled_stencil<B>) {
       if (path() == conv_path::tiled) {
-        B::stencil_gemm_weights(ctx, params.gradient(ctx, m_weight), x, grad_y, n, stencil(), ws.cols);
+        B::stencil_gemm_weights(ctx, params.gradient(ctx, m_weight), params.gradient(ctx, m_bias), x, grad_y, n,
+                                stencil(), ws.cols);
         return true;
       }
     }
