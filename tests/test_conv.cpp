@@ -434,6 +434,38 @@ TEST_CASE("upsampling, average pooling and channel concatenation equal direct lo
     }
   }
   REQUIRE_THROWS_WITH(ayf::nn::concat_channels<B>(ia, image_shape{2, 2, 3}), Catch::Contains("'b'"));
+
+  // The host backends' one-pass copies (what the layer above ran) equal the generic path's gathers.
+  static_assert(d::has_channel_concat<B>);
+  {
+    const std::size_t ca = 4, cb = 6, rows = 3, pixels = 6, g = 2;
+    const B::tensor a = random(ctx, shape(rows, pixels * ca)), b2 = random(ctx, shape(rows, pixels * cb));
+    B::tensor y, stage(1, a.size() + b2.size()), y_ref;
+    B::concat_channels(ctx, y, a, b2, ca, cb);
+    stage << a.reshaped<Eigen::RowMajor>(1, a.size()), b2.reshaped<Eigen::RowMajor>(1, b2.size());
+    B::gather(ctx, y_ref, shape(rows, pixels * (ca + cb)), stage,
+              d::concat_map(static_cast<std::int64_t>(pixels), ca / g, cb / g, static_cast<std::int64_t>(a.size() / g)),
+              g);
+    CHECK(B::shape_of(y) == shape(rows, pixels * (ca + cb)));
+    CHECK(max_abs_diff(y, y_ref) == 0.0);
+    const B::tensor u = random(ctx, B::shape_of(y));
+    B::tensor ga, gb, ga_ref, gb_ref;
+    B::split_channels(ctx, ga, gb, u, ca, cb);
+    B::gather(ctx, ga_ref, shape(rows, pixels * ca), u, d::channel_range_map((ca + cb) / g, 0, ca / g), g);
+    B::gather(ctx, gb_ref, shape(rows, pixels * cb), u, d::channel_range_map((ca + cb) / g, ca / g, cb / g), g);
+    CHECK(max_abs_diff(ga, ga_ref) == 0.0);
+    CHECK(max_abs_diff(gb, gb_ref) == 0.0);
+    B::split_channels(ctx, ga, gb, y, ca, cb);  // split undoes concatenation
+    CHECK(max_abs_diff(ga, a) == 0.0);
+    CHECK(max_abs_diff(gb, b2) == 0.0);
+    REQUIRE_THROWS_WITH(B::concat_channels(ctx, y, a, random(ctx, shape(rows, pixels * cb + 1)), ca, cb),
+                        Catch::Contains("'b'"));
+    REQUIRE_THROWS_WITH(B::concat_channels(ctx, y, random(ctx, shape(rows, 7)), b2, ca, cb), Catch::Contains("'a'"));
+    REQUIRE_THROWS_WITH(B::concat_channels(ctx, y, a, b2, 0, cb), Catch::Contains("'ca'"));
+    REQUIRE_THROWS_WITH(B::split_channels(ctx, ga, gb, random(ctx, shape(rows, 11)), ca, cb), Catch::Contains("'gy'"));
+    B::tensor a_copy = a;
+    REQUIRE_THROWS_WITH(B::concat_channels(ctx, a_copy, a_copy, b2, ca, cb), Catch::Contains("'out'"));
+  }
 }
 
 TEST_CASE("fast_divisor divides exactly like the hardware division", "[nn][conv][cpu]") {

@@ -212,6 +212,45 @@ struct host_backend {
     });
   }
 
+  /// The channels-last concatenation y [R, P*(Ca+Cb)] = [a | b] per pixel of a [R, P*Ca] and b
+  /// [R, P*Cb] in one pass (y resized), and its adjoint split_channels: ga [R, P*Ca] and gb [R, P*Cb]
+  /// (resized) from gy [R, P*(Ca+Cb)]. Copies: equal to the gathers with nn::detail::concat_map and
+  /// channel_range_map (the path of backends without these operations).
+  template <class Out, class A, class Bm>
+  static void concat_channels(context& ctx, Out&& y, const A& a, const Bm& b, std::size_t ca, std::size_t cb) {
+    static_assert(is_operand<A> && is_operand<Bm>, "concat_channels: a and b must be tensors or views");
+    require(ca >= 1 && cb >= 1, "concat_channels", "ca", "at least one channel on each side", ca);
+    const std::size_t pixels = channel_pixels("concat_channels", "a", shape_of(a), ca);
+    const shape sa = shape_of(a), out_shape(sa.rows, sa.cols / ca * (ca + cb));
+    require_shape("concat_channels", "b", shape(sa.rows, sa.cols / ca * cb), shape_of(b));
+    require_no_resized_alias("concat_channels", y, out_shape, a, b);
+    resize(ctx, y, out_shape);
+    scalar* o = data(y);
+    const scalar* pa = data(a);
+    const scalar* pb = data(b);
+    ctx.executor.for_blocks(pixels, ca + cb, [&](std::size_t begin, std::size_t end) {
+      host_kernels::concat_channels(begin, end, o, pa, ca, pb, cb);
+    });
+  }
+  template <class OutA, class OutB, class G>
+  static void split_channels(context& ctx, OutA&& ga, OutB&& gb, const G& gy, std::size_t ca, std::size_t cb) {
+    static_assert(is_operand<G>, "split_channels: gy must be a tensor or view");
+    require(ca >= 1 && cb >= 1, "split_channels", "ca", "at least one channel on each side", ca);
+    const std::size_t pixels = channel_pixels("split_channels", "gy", shape_of(gy), ca + cb);
+    const shape sg = shape_of(gy);
+    const shape sa(sg.rows, sg.cols / (ca + cb) * ca), sb(sg.rows, sg.cols / (ca + cb) * cb);
+    require_no_resized_alias("split_channels", ga, sa, gy);
+    require_no_resized_alias("split_channels", gb, sb, gy);
+    resize(ctx, ga, sa);
+    resize(ctx, gb, sb);
+    scalar* pa = data(ga);
+    scalar* pb = data(gb);
+    const scalar* in = data(gy);
+    ctx.executor.for_blocks(pixels, ca + cb, [&](std::size_t begin, std::size_t end) {
+      host_kernels::split_channels(begin, end, pa, ca, pb, cb, in);
+    });
+  }
+
   /// out[i] = sum_{r < taps} in[map(i, r)] (map < 0 skipped), r in order: the adjoint of a gather
   /// written as a gather (col2im, the gradient of resampling), deterministic without atomics. With
   /// block > 1 the map indexes runs of `block` contiguous elements.
@@ -763,6 +802,13 @@ private:
             d.height * d.width * d.channels);
   }
 
+  /// The pixel count R*P of a channels-last operand [R, P*channels] (channels >= 1 dividing its columns).
+  static std::size_t channel_pixels(const char* where, const char* name, const shape& sh, std::size_t channels) {
+    require(channels >= 1, where, "channels", "at least one channel", channels);
+    if (sh.cols % channels != 0)
+      throw_argument_error(where, name, detail::concat("rows of whole pixels of ", channels, " channels"), sh);
+    return sh.rows * (sh.cols / channels);
+  }
   static void require_group_norm(const char* where, const host_kernels::group_norm_dims& d) {
     require(d.pixels >= 1 && d.channels >= 1, where, "image", "a non-empty image", d.pixels * d.channels);
     if (d.groups == 0 || d.channels % d.groups != 0)

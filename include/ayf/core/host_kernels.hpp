@@ -85,6 +85,31 @@ AYF_HOST_DEVICE void gather(std::size_t begin, std::size_t end, S* out, const S*
   }
 }
 
+/// Pixels [begin, end) of a channels-last concatenation: y pixel i = [a pixel i (ca values) | b pixel
+/// i (cb values)].
+template <class S>
+void concat_channels(std::size_t begin, std::size_t end, S* y, const S* a, std::size_t ca, const S* b,
+                     std::size_t cb) {
+  for (std::size_t i = begin; i < end; ++i) {
+    S* o = y + i * (ca + cb);
+    const S* pa = a + i * ca;
+    const S* pb = b + i * cb;
+    for (std::size_t j = 0; j < ca; ++j) o[j] = pa[j];
+    for (std::size_t j = 0; j < cb; ++j) o[ca + j] = pb[j];
+  }
+}
+/// Its adjoint over pixels [begin, end): a pixel i = y's first ca values, b pixel i = the next cb.
+template <class S>
+void split_channels(std::size_t begin, std::size_t end, S* a, std::size_t ca, S* b, std::size_t cb, const S* y) {
+  for (std::size_t i = begin; i < end; ++i) {
+    const S* in = y + i * (ca + cb);
+    S* pa = a + i * ca;
+    S* pb = b + i * cb;
+    for (std::size_t j = 0; j < ca; ++j) pa[j] = in[j];
+    for (std::size_t j = 0; j < cb; ++j) pb[j] = in[ca + j];
+  }
+}
+
 /// Blocks [begin, end): out block i = sum_{r < taps} in block map(i, r) (map < 0 skipped), r in order.
 template <class S, class Map>
 AYF_HOST_DEVICE void gather_sum(std::size_t begin, std::size_t end, S* out, const S* in, const Map& map,

@@ -53,6 +53,13 @@ struct concat_map {
   }
 };
 
+/// Whether B concatenates and splits channels-last images in one pass (host backends).
+template <class B>
+concept has_channel_concat = requires(typename B::context& ctx, typename B::tensor& t, const typename B::tensor& x) {
+  B::concat_channels(ctx, t, x, x, std::size_t{1}, std::size_t{1});
+  B::split_channels(ctx, t, t, x, std::size_t{1}, std::size_t{1});
+};
+
 /// Channels [first, first + count) of a [R, P*total] image (the adjoint of concatenation: split), in
 /// the gather's blocks as concat_map.
 struct channel_range_map {
@@ -173,13 +180,18 @@ public:
   }
   [[nodiscard]] image_shape output() const { return {m_a.height, m_a.width, m_a.channels + m_b.channels}; }
 
-  /// a: [R, P*Ca], b: [R, P*Cb] (stacked tangents included); y: [R, P*(Ca+Cb)]. Both inputs are
-  /// staged in the workspace (ws.image_c) so that one gather reads them.
+  /// a: [R, P*Ca], b: [R, P*Cb] (stacked tangents included); y: [R, P*(Ca+Cb)]. Host backends copy
+  /// both in one pass (B::concat_channels); otherwise both inputs are staged in the workspace
+  /// (ws.image_c) so that one gather reads them.
   void forward(typename B::context& ctx, const typename B::tensor& a, const typename B::tensor& b,
                typename B::tensor& y, workspace<B>& ws) const {
     const std::size_t rows = B::shape_of(a).rows, na = rows * m_a.size(), nb = rows * m_b.size();
     require_shape("concat_channels::forward", "a", shape(rows, m_a.size()), B::shape_of(a));
     require_shape("concat_channels::forward", "b", shape(rows, m_b.size()), B::shape_of(b));
+    if constexpr (detail::has_channel_concat<B>) {
+      B::concat_channels(ctx, y, a, b, m_a.channels, m_b.channels);
+      return;
+    }
     detail::scratch<B>(ctx, ws.image_c, shape(1, na + nb));
     B::copy(ctx, a, B::slice(ctx, ws.image_c, 0, B::shape_of(a)));
     B::copy(ctx, b, B::slice(ctx, ws.image_c, na, B::shape_of(b)));
@@ -196,6 +208,10 @@ public:
                 typename B::tensor& grad_b) const {
     const std::size_t n = B::shape_of(grad_y).rows;
     require_shape("concat_channels::backward", "grad_y", shape(n, output().size()), B::shape_of(grad_y));
+    if constexpr (detail::has_channel_concat<B>) {
+      B::split_channels(ctx, grad_a, grad_b, grad_y, m_a.channels, m_b.channels);
+      return;
+    }
     const auto g = run();
     const auto ca = static_cast<std::int64_t>(m_a.channels) / g, cb = static_cast<std::int64_t>(m_b.channels) / g;
     B::gather(ctx, grad_a, shape(n, m_a.size()), grad_y, detail::channel_range_map(ca + cb, 0, ca), g);
