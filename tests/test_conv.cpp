@@ -604,6 +604,25 @@ void check_path_against_gather(ayf::nn::conv_path path, double bound) {
     tensor twice = y_ref;  // accumulate = true adds to y
     pair.fast.forward(ctx, pair.params, stacked, twice, none, pair.ws, n, true);
     CHECK(relative_diff(twice, tensor(2 * y_ref)) <= 2 * bound);
+    // A per-row bias (the residual block's embedding term) on every row, primal and tangent: y_ref
+    // with row r of it added to each pixel; on both paths, fresh and accumulating.
+    tensor sample_bias = BS::make(ctx, shape(2 * n, c.cout));
+    BS::randn(ctx, sample_bias);
+    tensor y_biased = y_ref;
+    for (std::size_t r = 0; r < 2 * n; ++r)
+      for (std::size_t q = 0; q < in.height * in.width; ++q)
+        y_biased.row(static_cast<Index>(r)).segment(static_cast<Index>(q * c.cout), static_cast<Index>(c.cout)) +=
+            sample_bias.row(static_cast<Index>(r));
+    for (ayf::nn::conv2d<BS>* layer : {&pair.fast, &pair.reference}) {
+      tensor y_sb;
+      layer->forward(ctx, pair.params, stacked, y_sb, none, pair.ws, n, false, &sample_bias);
+      CHECK(relative_diff(y_sb, y_biased) <= bound);
+      tensor acc = y_ref;
+      layer->forward(ctx, pair.params, stacked, acc, none, pair.ws, n, true, &sample_bias);
+      CHECK(relative_diff(acc, tensor(y_ref + y_biased)) <= 2 * bound);
+    }
+    REQUIRE_THROWS_WITH(pair.fast.forward(ctx, pair.params, x, y_fast, none, pair.ws, n, false, &sample_bias),
+                        Catch::Contains("'sample_bias'"));
 
     tensor grad_y = BS::make(ctx, shape(n, in.height * in.width * c.cout));
     BS::randn(ctx, grad_y);
@@ -730,6 +749,16 @@ TEST_CASE("host im2col / col2im equal gather and gather_sum with the conv index 
     B::stencil_gemm(ctx, y, x, rows, dims, w, false, scratch);
     const B::tensor y_ref = cols_ref * w;
     CHECK(max_abs_diff(B::tensor(y.reshaped<Eigen::RowMajor>(sh.rows, cout)), y_ref) < 1e-13);
+    // With a row bias in the band loop: row r of it added to every pixel of row r.
+    const B::tensor row_bias = random(ctx, shape(rows, cout));
+    B::tensor y_biased, y_plus = y;
+    B::stencil_gemm(ctx, y_biased, x, rows, dims, w, row_bias, false, scratch);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t q = 0; q < in.pixels(); ++q) y_plus.row(r).segment(q * cout, cout) += row_bias.row(r);
+    CHECK(max_abs_diff(y_biased, y_plus) < 1e-13);
+    REQUIRE_THROWS_WITH(B::stencil_gemm(ctx, y_biased, x, rows, dims, w, random(ctx, shape(rows + 1, cout)), false,
+                                        scratch),
+                        Catch::Contains("'row_bias'"));
     const B::tensor dy_pixels = dy.reshaped<Eigen::RowMajor>(sh.rows, cout);
     const B::tensor dcols_w = dy_pixels * w.transpose();
     B::tensor dx_ref;

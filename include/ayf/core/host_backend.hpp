@@ -386,7 +386,26 @@ struct host_backend {
     prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w);
     const std::size_t slot_size = stencil_slot_size(d);
     grow(scratch, worker_slots(ctx) * slot_size);
-    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size);
+    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size,
+                       nullptr);
+  }
+  /// The same, and row r of `row_bias` ([rows, C_out]) added to every pixel of row r of y in the
+  /// band loop, while each band of y is in cache (a layer's bias, and per-sample terms such as the
+  /// residual block's embedding projection): y = cols(x) W (+ y) + row_bias broadcast over pixels.
+  template <class Out, class In, class Wm, class RowBias>
+  static void stencil_gemm(context& ctx, Out&& y, const In& x, std::size_t rows, const host_kernels::stencil_dims& d,
+                           const Wm& w, const RowBias& row_bias, bool accumulate, tensor& scratch) {
+    static_assert(is_operand<In> && is_operand<Wm> && is_operand<RowBias>,
+                  "stencil_gemm: x, W and row_bias must be tensors or views");
+    require_stencil_input("stencil_gemm", "x", x, rows, d);
+    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
+    require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
+    require_shape("stencil_gemm", "row_bias", shape(rows, c_out), shape_of(row_bias));
+    prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w, row_bias);
+    const std::size_t slot_size = stencil_slot_size(d);
+    grow(scratch, worker_slots(ctx) * slot_size);
+    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size,
+                       data(row_bias));
   }
 
   /// dx = col2im(dy W^T) (+ dx when `accumulate`), the data gradient of stencil_gemm as a stencil
@@ -410,7 +429,7 @@ struct host_backend {
     scalar* flipped = Storage::data(scratch);
     host_kernels::stencil_flip_weights(d.kernel, c_in, c_out, data(w), flipped);
     tiled_stencil_gemm(ctx, data(dx), data(dy), rows, d_out, flipped, c_in, accumulate, flipped + flipped_size,
-                       slot_size);
+                       slot_size, nullptr);
   }
 
   /// dW += cols(x)^T dy, the weight gradient of stencil_gemm, band by band: x [>= rows, H*W*C], dy
@@ -494,10 +513,11 @@ private:
 
   /// The bands of stencil_gemm on raw operands: y [rows*H*W, c_out] = cols(x) W (+ y), W [k*k*C,
   /// c_out]; per band one im2col_band into the thread's slot of slot_size elements from `columns`,
-  /// then k single-threaded products y_band (+)= cols_ky W_ky, W_ky the rows [ky*k*C, (ky+1)*k*C) of W.
+  /// then k single-threaded products y_band (+)= cols_ky W_ky, W_ky the rows [ky*k*C, (ky+1)*k*C) of W;
+  /// with row_bias ([rows, c_out]) not null, its row b added to every pixel of the band.
   static void tiled_stencil_gemm(context& ctx, scalar* y, const scalar* x, std::size_t rows,
                                  const host_kernels::stencil_dims& d, const scalar* w, std::size_t c_out,
-                                 bool accumulate, scalar* columns, std::size_t slot_size) {
+                                 bool accumulate, scalar* columns, std::size_t slot_size, const scalar* row_bias) {
     const std::size_t k = d.kernel, kc = k * d.channels, slots = worker_slots(ctx);
     const stencil_band_grid grid = stencil_bands(d);
     if (c_out == 0 || d.height == 0 || d.width == 0) return;
@@ -514,6 +534,7 @@ private:
           gemm_on_thread(m, c_out, kc, false, false, scalar(1), cols + ky * d.width * kc, kc, w + ky * kc * c_out,
                          c_out, ky == 0 ? beta : scalar(1), out);
         }
+        if (row_bias != nullptr) host_kernels::add_row_to_rows(m, c_out, row_bias + b * c_out, out);
       }
     });
   }

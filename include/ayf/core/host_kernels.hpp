@@ -595,6 +595,15 @@ void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size
   }
 }
 
+/// out[i, j] += v[j] for the rows of out [rows, cols].
+template <class S>
+void add_row_to_rows(std::size_t rows, std::size_t cols, const S* v, S* out) {
+  for (std::size_t i = 0; i < rows; ++i) {
+    S* o = out + i * cols;
+    for (std::size_t j = 0; j < cols; ++j) o[j] += v[j];
+  }
+}
+
 /// out[j] = (accumulate ? out[j] : 0) + sum_i in[i, j] for the columns of in [rows, cols]: each
 /// column summed in double over the rows in order, one rounding into out.
 template <class S>

@@ -18,6 +18,13 @@
 namespace ayf::nn {
 
 namespace detail {
+/// Per-(sample, channel) values [R, C] broadcast over the P pixels of a [R, P*C] image, over runs of
+/// C channels: pixel block q of sample q / P reads block q / P.
+struct sample_channel_map {
+  fast_divisor by_p;
+  explicit sample_channel_map(std::int64_t p) : by_p(p) {}
+  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const { return by_p.div(q); }
+};
 
 /// im2col over channel runs: block q = (pixel (b, y, x), tap (ky, kx)) of the [R*H*W, k*k*C] column
 /// matrix, tap-major, is the C channels of pixel (y + ky - k/2, x + kx - k/2); -1 (zeros) outside.
@@ -66,6 +73,7 @@ template <class B>
 concept has_tiled_stencil = requires(typename B::context& ctx, typename B::view v, const typename B::tensor& x,
                                      typename B::tensor& scratch, host_kernels::stencil_dims d) {
   B::stencil_gemm(ctx, v, x, std::size_t{1}, d, v, true, scratch);
+  B::stencil_gemm(ctx, v, x, std::size_t{1}, d, v, v, true, scratch);
   B::stencil_gemm_adjoint(ctx, v, x, std::size_t{1}, d, v, true, scratch);
   B::stencil_gemm_weights(ctx, v, x, x, std::size_t{1}, d, scratch);
   B::stencil_gemm_weights(ctx, v, v, x, x, std::size_t{1}, d, scratch);
@@ -129,26 +137,38 @@ public:
   }
 
   /// y = conv(x) (+ y when `accumulate`), the bias added to rows [0, n) (the tangent rule is the
-  /// convolution without bias). x: [R, H*W*C_in]; y: [R, H*W*C_out].
+  /// convolution without bias). x: [R, H*W*C_in]; y: [R, H*W*C_out]. With `sample_bias` ([R, C_out],
+  /// stacked like x), its row r is added to every pixel of row r as well (the residual block's
+  /// embedding projection; its tangent rows are the tangent's). The tiled path adds both in its band
+  /// loop (one row bias, b + sample_bias on rows [0, n)); the others after the products.
   void forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, state& /*st*/, workspace<B>& ws,
-               std::size_t n, bool accumulate = false) const {
+               std::size_t n, bool accumulate = false, const tensor* sample_bias = nullptr) const {
     detail::require_stacked<B>("conv2d::forward", x, m_in.size(), n);
-    const std::size_t rows = B::shape_of(x).rows, p = m_in.pixels();
+    const std::size_t rows = B::shape_of(x).rows, p = m_in.pixels(), c = m_out.channels;
+    if (sample_bias != nullptr) require_shape("conv2d::forward", "sample_bias", shape(rows, c), B::shape_of(*sample_bias));
     if (accumulate) {
       require_shape("conv2d::forward", "y", shape(rows, m_out.size()), B::shape_of(y));
     } else {
       B::resize(ctx, y, shape(rows, m_out.size()));
     }
     const scalar beta = accumulate ? scalar(1) : scalar(0);
-    auto y_pixels = B::slice(ctx, y, 0, shape(rows * p, m_out.channels));
+    auto y_pixels = B::slice(ctx, y, 0, shape(rows * p, c));
     if (m_kernel == 1) {
       B::gemm(ctx, transpose::no, transpose::no, scalar(1), B::slice(ctx, x, 0, shape(rows * p, m_in.channels)),
               params.value(ctx, m_weight), beta, y_pixels);
-    } else if (!tiled_forward(ctx, params, x, y, rows, ws, accumulate)) {
+    } else if (tiled_forward(ctx, params, x, y, rows, n, sample_bias, ws, accumulate)) {
+      return;
+    } else {
       auto cols = columns(ctx, x, rows, ws);
       B::gemm(ctx, transpose::no, transpose::no, scalar(1), cols, params.value(ctx, m_weight), beta, y_pixels);
     }
     B::broadcast_add(ctx, detail::rows_of<B>(ctx, y, 0, n), 1.0, params.value(ctx, m_bias));
+    if (sample_bias != nullptr) {
+      auto spread = detail::scratch<B>(ctx, ws.image_a, shape(rows, p * c));
+      B::gather(ctx, spread, shape(rows, p * c), *sample_bias, detail::sample_channel_map(static_cast<std::int64_t>(p)),
+                static_cast<std::int64_t>(c));
+      B::scale_sum_rows(ctx, y, 1.0, y, 1.0, spread);
+    }
   }
 
   /// Given dL/dy ([n, H*W*C_out]) at the pass on x (whose first n rows are the primal ones):
@@ -211,10 +231,15 @@ private:
   /// [0, rows); dW += cols(x)^T dy and db += the sum of dy over pixels (one pass over dy's bands);
   /// dx = cols(dy) W' (+ dx). Scratch: the column buffer ws.cols.
   bool tiled_forward(context& ctx, parameter_set<B>& params, const tensor& x, tensor& y, std::size_t rows,
-                     workspace<B>& ws, bool accumulate) const {
+                     std::size_t n, const tensor* sample_bias, workspace<B>& ws, bool accumulate) const {
     if constexpr (detail::has_tiled_stencil<B>) {
       if (path() == conv_path::tiled) {
-        B::stencil_gemm(ctx, y, x, rows, stencil(), params.value(ctx, m_weight), accumulate, ws.cols);
+        // The row bias: b on rows [0, n), 0 on the tangent rows, plus sample_bias.
+        auto row_bias = detail::scratch<B>(ctx, ws.rows_a, shape(rows, m_out.channels));
+        B::fill(ctx, row_bias, scalar(0));
+        B::broadcast_add(ctx, B::slice(ctx, ws.rows_a, 0, shape(n, m_out.channels)), 1.0, params.value(ctx, m_bias));
+        if (sample_bias != nullptr) B::scale_sum_rows(ctx, row_bias, 1.0, row_bias, 1.0, *sample_bias);
+        B::stencil_gemm(ctx, y, x, rows, stencil(), params.value(ctx, m_weight), row_bias, accumulate, ws.cols);
         return true;
       }
     }

@@ -16,14 +16,8 @@
 namespace ayf::nn {
 
 namespace detail {
-/// Per-(sample, channel) values [R, C] broadcast over the P pixels of a [R, P*C] image, over runs of
-/// C channels: pixel block q of sample q / P reads block q / P.
-struct sample_channel_map {
-  fast_divisor by_p;
-  explicit sample_channel_map(std::int64_t p) : by_p(p) {}
-  AYF_HOST_DEVICE std::int64_t operator()(std::int64_t q) const { return by_p.div(q); }
-};
-/// Its adjoint: the sum over pixels, [n, C] from [n, P*C] with P taps, over runs of C channels.
+/// The adjoint of sample_channel_map (conv.hpp): the sum over pixels, [n, C] from [n, P*C] with P
+/// taps, over runs of C channels.
 struct pixel_sum_map {
   std::int64_t p;
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t b, std::int64_t r) const { return b * p + r; }
@@ -74,17 +68,13 @@ public:
   /// x: [R, P*C_in], embedding: [R, E], y: [R, P*C_out]; rows [0, n) primal, [n, R) tangents.
   void forward(context& ctx, parameter_set<B>& params, const tensor& x, const tensor& embedding, tensor& y, state& st,
                workspace<B>& ws, std::size_t n) const {
-    const std::size_t rows = B::shape_of(x).rows, p = m_in.pixels(), c = m_out.channels;
+    const std::size_t rows = B::shape_of(x).rows;
     require_shape("residual_block::forward", "embedding", shape(rows, m_embedding), B::shape_of(embedding));
     no_state none;
     m_norm1.forward(ctx, params, x, st.a1, st.norm1, ws, n);
-    m_conv1.forward(ctx, params, st.a1, st.z1, none, ws, n);
-    // z1 += broadcast over pixels of e W_e (the tangent rows get de W_e).
+    // z1 = conv1(a1) + broadcast over pixels of e W_e (the tangent rows get de W_e).
     m_embed.forward(ctx, params, embedding, st.bias, none, ws, n);
-    auto bias = detail::scratch<B>(ctx, ws.image_a, shape(rows, p * c));
-    B::gather(ctx, bias, shape(rows, p * c), st.bias, detail::sample_channel_map(static_cast<std::int64_t>(p)),
-              static_cast<std::int64_t>(c));
-    B::scale_sum_rows(ctx, st.z1, 1.0, st.z1, 1.0, bias);
+    m_conv1.forward(ctx, params, st.a1, st.z1, none, ws, n, false, &st.bias);
     m_norm2.forward(ctx, params, st.z1, st.a2, st.norm2, ws, n);
     m_conv2.forward(ctx, params, st.a2, y, none, ws, n);
     if (m_has_skip) {
