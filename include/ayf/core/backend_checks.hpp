@@ -120,7 +120,6 @@ void require_distinct_buffers(const char* where, std::size_t n, const S*... buff
   }
 }
 
-
 /// apply_adam's operands (both backends): values and the two moments of the gradients' shape, in
 /// four distinct buffers.
 template <class S>

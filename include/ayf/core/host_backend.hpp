@@ -380,14 +380,7 @@ struct host_backend {
   static void stencil_gemm(context& ctx, Out&& y, const In& x, std::size_t rows, const host_kernels::stencil_dims& d,
                            const Wm& w, bool accumulate, tensor& scratch) {
     static_assert(is_operand<In> && is_operand<Wm>, "stencil_gemm: x and W must be tensors or views");
-    require_stencil_input("stencil_gemm", "x", x, rows, d);
-    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
-    require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
-    prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w);
-    const std::size_t slot_size = stencil_slot_size(d);
-    grow(scratch, worker_slots(ctx) * slot_size);
-    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size,
-                       nullptr);
+    stencil_gemm_pass(ctx, y, x, rows, d, w, accumulate, scratch);
   }
   /// The same, and row r of `row_bias` ([rows, C_out]) added to every pixel of row r of y in the
   /// band loop, while each band of y is in cache (a layer's bias, and per-sample terms such as the
@@ -397,15 +390,7 @@ struct host_backend {
                            const Wm& w, const RowBias& row_bias, bool accumulate, tensor& scratch) {
     static_assert(is_operand<In> && is_operand<Wm> && is_operand<RowBias>,
                   "stencil_gemm: x, W and row_bias must be tensors or views");
-    require_stencil_input("stencil_gemm", "x", x, rows, d);
-    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
-    require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
-    require_shape("stencil_gemm", "row_bias", shape(rows, c_out), shape_of(row_bias));
-    prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w, row_bias);
-    const std::size_t slot_size = stencil_slot_size(d);
-    grow(scratch, worker_slots(ctx) * slot_size);
-    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size,
-                       data(row_bias));
+    stencil_gemm_pass(ctx, y, x, rows, d, w, accumulate, scratch, row_bias);
   }
 
   /// dx = col2im(dy W^T) (+ dx when `accumulate`), the data gradient of stencil_gemm as a stencil
@@ -455,6 +440,24 @@ struct host_backend {
   }
 
 private:
+  /// stencil_gemm's checks and bands, with at most one row_bias operand.
+  template <class Out, class In, class Wm, class... RowBias>
+  static void stencil_gemm_pass(context& ctx, Out& y, const In& x, std::size_t rows, const host_kernels::stencil_dims& d,
+                                const Wm& w, bool accumulate, tensor& scratch, const RowBias&... row_bias) {
+    static_assert(sizeof...(RowBias) <= 1, "stencil_gemm: one row_bias at most");
+    require_stencil_input("stencil_gemm", "x", x, rows, d);
+    const std::size_t fan_in = d.kernel * d.kernel * d.channels, c_out = shape_of(w).cols;
+    require_shape("stencil_gemm", "W", shape(fan_in, c_out), shape_of(w));
+    (require_shape("stencil_gemm", "row_bias", shape(rows, c_out), shape_of(row_bias)), ...);
+    prepare_output(ctx, "stencil_gemm", "y", y, shape(rows, d.height * d.width * c_out), accumulate, x, w, row_bias...);
+    const std::size_t slot_size = stencil_slot_size(d);
+    grow(scratch, worker_slots(ctx) * slot_size);
+    const scalar* bias = nullptr;
+    ((bias = data(row_bias)), ...);
+    tiled_stencil_gemm(ctx, data(y), data(x), rows, d, data(w), c_out, accumulate, Storage::data(scratch), slot_size,
+                       bias);
+  }
+
   template <class Out, class In, class G>
   static void stencil_weights_pass(context& ctx, Out& dw, scalar* db, const In& x, const G& dy, std::size_t rows,
                                    const host_kernels::stencil_dims& d, tensor& scratch) {
@@ -495,7 +498,7 @@ private:
             gemm_on_thread(kc, c_out, m, true, false, scalar(1), cols + ky * d.width * kc, kc, g, c_out, beta,
                            partial + ky * kc * c_out);
           }
-          if (db != nullptr) host_kernels::add_column_sums(m, c_out, g, partial + weights_size, beta != scalar(0));
+          if (db != nullptr) host_kernels::sum_columns(0, c_out, m, c_out, c_out, partial + weights_size, beta, g);
         }
       }
     });
@@ -534,7 +537,7 @@ private:
           gemm_on_thread(m, c_out, kc, false, false, scalar(1), cols + ky * d.width * kc, kc, w + ky * kc * c_out,
                          c_out, ky == 0 ? beta : scalar(1), out);
         }
-        if (row_bias != nullptr) host_kernels::add_row_to_rows(m, c_out, row_bias + b * c_out, out);
+        if (row_bias != nullptr) host_kernels::broadcast_add(0, m, c_out, out, scalar(1), row_bias + b * c_out, c_out);
       }
     });
   }
@@ -823,13 +826,14 @@ private:
             d.height * d.width * d.channels);
   }
 
-  /// The pixel count R*P of a channels-last operand [R, P*channels] (channels >= 1 dividing its columns).
+  /// The pixel count R*P of a channels-last operand [R, P*channels] (channels >= 1, checked by the
+  /// caller, dividing its columns).
   static std::size_t channel_pixels(const char* where, const char* name, const shape& sh, std::size_t channels) {
-    require(channels >= 1, where, "channels", "at least one channel", channels);
     if (sh.cols % channels != 0)
       throw_argument_error(where, name, detail::concat("rows of whole pixels of ", channels, " channels"), sh);
     return sh.rows * (sh.cols / channels);
   }
+
   static void require_group_norm(const char* where, const host_kernels::group_norm_dims& d) {
     require(d.pixels >= 1 && d.channels >= 1, where, "image", "a non-empty image", d.pixels * d.channels);
     if (d.groups == 0 || d.channels % d.groups != 0)

@@ -595,34 +595,6 @@ void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size
   }
 }
 
-/// out[i, j] += v[j] for the rows of out [rows, cols].
-template <class S>
-void add_row_to_rows(std::size_t rows, std::size_t cols, const S* v, S* out) {
-  for (std::size_t i = 0; i < rows; ++i) {
-    S* o = out + i * cols;
-    for (std::size_t j = 0; j < cols; ++j) o[j] += v[j];
-  }
-}
-
-/// out[j] = (accumulate ? out[j] : 0) + sum_i in[i, j] for the columns of in [rows, cols]: each
-/// column summed in double over the rows in order, one rounding into out.
-template <class S>
-void add_column_sums(std::size_t rows, std::size_t cols, const S* in, S* out, bool accumulate) {
-  constexpr std::size_t lanes = 64;
-  for (std::size_t c0 = 0; c0 < cols; c0 += lanes) {
-    const std::size_t width = cols - c0 < lanes ? cols - c0 : lanes;
-    double acc[lanes] = {};
-    for (std::size_t i = 0; i < rows; ++i) {
-      const S* x = in + i * cols + c0;
-      for (std::size_t c = 0; c < width; ++c) acc[c] += static_cast<double>(x[c]);
-    }
-    for (std::size_t c = 0; c < width; ++c) {
-      S& o = out[c0 + c];
-      o = static_cast<S>(accumulate ? static_cast<double>(o) + acc[c] : acc[c]);
-    }
-  }
-}
-
 /// out[i] = max_j in[i, j] for rows [row_begin, row_end) (cols >= 1); NaN when the row holds a NaN.
 template <class S>
 AYF_HOST_DEVICE void max_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const S* in) {
