@@ -93,14 +93,20 @@ struct host_backend {
   static void resize(context& /*ctx*/, const view& y, const shape& sh) {
     require_shape("resize", "out", sh, y.extent);
   }
+  /// y = x, in blocks over the executor's threads (a layer's copies are megabytes).
   template <class In, class Out>
   static void copy(context& ctx, const In& x, Out&& y) {
     resize(ctx, y, shape_of(x));
-    std::copy_n(data(x), shape_of(x).size(), data(y));
+    const scalar* px = data(x);
+    scalar* py = data(y);
+    ctx.executor.for_blocks(shape_of(x).size(), 1,
+                            [&](std::size_t b, std::size_t e) { std::copy(px + b, px + e, py + b); });
   }
   template <class Out>
-  static void fill(context& /*ctx*/, Out&& y, scalar value) {
-    std::fill_n(data(y), shape_of(y).size(), value);
+  static void fill(context& ctx, Out&& y, scalar value) {
+    scalar* py = data(y);
+    ctx.executor.for_blocks(shape_of(y).size(), 1,
+                            [&](std::size_t b, std::size_t e) { std::fill(py + b, py + e, value); });
   }
   template <class In>
   static std::vector<scalar> to_host(context& /*ctx*/, const In& x) {
@@ -117,6 +123,8 @@ struct host_backend {
 
   // ---- elementwise ---------------------------------------------------------------------------
   /// out[i,j] = f(in_1[i,j], ..., in_n[i,j]); every input has out's shape (out is resized to it).
+  /// A functor with a static member `work` (e.g. a libm call) counts as that many elementwise
+  /// operations per value when the executor decides how to split.
   template <class Out, class F, class... In>
   static void transform(context& ctx, Out&& out, const F& f, const In&... in) {
     static_assert(sizeof...(In) >= 1, "transform needs at least one input");
@@ -125,7 +133,9 @@ struct host_backend {
     require_no_resized_alias("transform", out, sh, in...);
     resize(ctx, out, sh);
     scalar* o = data(out);
-    ctx.executor.for_blocks(sh.size(), 1, [&](std::size_t b, std::size_t e) {
+    std::size_t work = 1;
+    if constexpr (requires { F::work; }) work = F::work;
+    ctx.executor.for_blocks(sh.size(), work, [&](std::size_t b, std::size_t e) {
       host_kernels::transform(b, e, o, f, data(in)...);
     });
   }

@@ -15,8 +15,10 @@
 namespace ayf::nn {
 
 namespace detail {
-/// sin(p), and cos(p) v: the embedding and its tangent (or its adjoint).
+/// sin(p), and cos(p) v: the embedding and its tangent (or its adjoint). `work`: a libm call costs
+/// about as much as 32 elementwise operations (the host backends' transform splits by it).
 struct sine {
+  static constexpr std::size_t work = 32;
   template <class T>
   AYF_HOST_DEVICE T operator()(T p) const {
     using std::sin;
@@ -24,6 +26,7 @@ struct sine {
   }
 };
 struct cos_times {
+  static constexpr std::size_t work = 32;
   template <class T>
   AYF_HOST_DEVICE T operator()(T p, T v) const {
     using std::cos;
