@@ -707,9 +707,9 @@ TEST_CASE("conv2d's tiled path is bitwise the same on one oneTBB thread and on m
   // calling thread (the only thread of `one`).
   std::size_t allocations = 0;
   one.execute([&] {
-    const std::size_t before = ayf_test_alloc::new_calls;
+    const std::size_t before = ayf_test_alloc::calls;
     run(serial);
-    allocations = ayf_test_alloc::new_calls - before;
+    allocations = ayf_test_alloc::calls - before;
   });
   CHECK(allocations == 0);
 }
@@ -1031,10 +1031,10 @@ TEST_CASE("host group_norm primitives check their arguments, give the same bits 
   B::tensor out, grad_in;
   std::size_t allocations = 0;
   for (int step = 0; step < 3; ++step) {
-    const std::size_t before = ayf_test_alloc::new_calls;
+    const std::size_t before = ayf_test_alloc::calls;
     norm.forward(ctx, params, stacked, out, st, ws, 2);
     norm.backward(ctx, params, stacked, st, grad_y, &grad_in, ws, ayf::nn::gradient_mode::both);
-    if (step > 0) allocations += ayf_test_alloc::new_calls - before;
+    if (step > 0) allocations += ayf_test_alloc::calls - before;
   }
   CHECK(allocations == 0);
   // The fused GroupNorm + SiLU as well.
@@ -1043,10 +1043,10 @@ TEST_CASE("host group_norm primitives check their arguments, give the same bits 
   ayf::nn::group_norm_silu_state<B> fused_state;
   allocations = 0;
   for (int step = 0; step < 3; ++step) {
-    const std::size_t before = ayf_test_alloc::new_calls;
+    const std::size_t before = ayf_test_alloc::calls;
     fused.forward(ctx, params, stacked, out, fused_state, ws, 2);
     fused.backward(ctx, params, stacked, fused_state, grad_y, &grad_in, ws, ayf::nn::gradient_mode::both);
-    if (step > 0) allocations += ayf_test_alloc::new_calls - before;
+    if (step > 0) allocations += ayf_test_alloc::calls - before;
   }
   CHECK(fused_state.fused);
   CHECK(allocations == 0);

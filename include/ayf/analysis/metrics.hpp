@@ -28,7 +28,7 @@ struct host_samples {
   host_samples(const std::vector<double>& values, std::size_t col_count)
       : data(values.data()), rows(col_count ? values.size() / col_count : 0), cols(col_count) {
     require(col_count > 0 && values.size() % col_count == 0, "host_samples", "values.size()",
-            detail::concat("a multiple of cols = ", col_count), values.size());
+            detail::message("a multiple of cols = ", col_count), values.size());
   }
   /// Any point set with `values` ([rows, cols] doubles), `rows` and `cols` (e.g. ayf::data::points).
   template <class PointSet>
@@ -39,7 +39,7 @@ struct host_samples {
     }
   host_samples(const PointSet& p) : host_samples(p.values.data(), p.rows, p.cols) {  // NOLINT: implicit on purpose
     require(p.values.size() == p.rows * p.cols, "host_samples", "values.size()",
-            detail::concat("rows * cols = ", p.rows * p.cols), p.values.size());
+            detail::message("rows * cols = ", p.rows * p.cols), p.values.size());
   }
 
   [[nodiscard]] const double* row(std::size_t i) const { return data + i * cols; }
@@ -60,9 +60,9 @@ inline void require_finite(std::string_view where, std::string_view name, const 
 inline void check_pair(std::string_view where, const host_samples& a, const host_samples& b,
                        std::size_t min_rows) {
   require(a.cols > 0, where, "a.cols", "at least 1 column", a.cols);
-  require(a.rows >= min_rows, where, "a.rows", detail::concat("at least ", min_rows, " samples"), a.rows);
-  require(b.rows >= min_rows, where, "b.rows", detail::concat("at least ", min_rows, " samples"), b.rows);
-  require(b.cols == a.cols, where, "b.cols", detail::concat("a.cols = ", a.cols), b.cols);
+  require(a.rows >= min_rows, where, "a.rows", detail::message("at least ", min_rows, " samples"), a.rows);
+  require(b.rows >= min_rows, where, "b.rows", detail::message("at least ", min_rows, " samples"), b.rows);
+  require(b.cols == a.cols, where, "b.cols", detail::message("a.cols = ", a.cols), b.cols);
   require(a.data != nullptr && b.data != nullptr, where, "data", "non-null sample pointers", "null");
   require_finite(where, "a", a);
   require_finite(where, "b", b);
@@ -106,7 +106,7 @@ inline long double sorted_w2_squared_unchecked(const std::vector<double>& x, con
 inline double sorted_w2_squared(const std::vector<double>& x, const std::vector<double>& y) {
   constexpr std::string_view where = "sorted_w2_squared";
   require(!x.empty() && !y.empty(), where, "samples", "two non-empty samples",
-          detail::concat(x.size(), " and ", y.size(), " values"));
+          detail::message(x.size(), " and ", y.size(), " values"));
   metrics_detail::require_finite(where, "x", {x.data(), x.size(), 1});
   metrics_detail::require_finite(where, "y", {y.data(), y.size(), 1});
   const auto result = static_cast<double>(metrics_detail::sorted_w2_squared_unchecked(x, y));

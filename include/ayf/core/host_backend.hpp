@@ -114,7 +114,7 @@ struct host_backend {
     return std::vector<scalar>(p, p + shape_of(x).size());
   }
   static tensor from_host(context& /*ctx*/, const std::vector<scalar>& values, const shape& sh) {
-    require(values.size() == sh.size(), "from_host", "values", detail::concat(sh.size(), " values for shape ", sh),
+    require(values.size() == sh.size(), "from_host", "values", detail::message(sh.size(), " values for shape ", sh),
             values.size());
     tensor y = Storage::make(sh);
     std::copy(values.begin(), values.end(), Storage::data(y));

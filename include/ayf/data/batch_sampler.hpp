@@ -56,10 +56,10 @@ public:
     require(cols >= 1, where, "cols", "at least 1", cols);
     require(!values.empty(), where, "values", "a non-empty dataset", "0 values");
     require(values.size() % cols == 0, where, "values",
-            ayf::detail::concat("a multiple of cols = ", cols, " values"), values.size());
+            ayf::detail::message("a multiple of cols = ", cols, " values"), values.size());
     m_rows = values.size() / cols;
     require(labels.empty() || labels.size() == m_rows, where, "labels",
-            ayf::detail::concat("0 or rows = ", m_rows, " labels"), labels.size());
+            ayf::detail::message("0 or rows = ", m_rows, " labels"), labels.size());
     m_values.assign(values.begin(), values.end());
     m_labels.reserve(labels.size());
     for (std::size_t r = 0; r < labels.size(); ++r) {
@@ -96,8 +96,8 @@ public:
                  tensor& labels) {
     const std::size_t batch = m_config.batch;
     require(n >= 1 && first <= batch && n <= batch - first, "batch_sampler::draw_rows", "rows",
-            ayf::detail::concat("a non-empty range within the batch of ", batch, " rows"),
-            ayf::detail::concat("[", first, ", ", first + n, ")"));
+            ayf::detail::message("a non-empty range within the batch of ", batch, " rows"),
+            ayf::detail::message("[", first, ", ", first + n, ")"));
     m_host_x.resize(n * m_cols);
     if (labelled()) m_host_y.resize(n);
     for (std::size_t j = 0; j < n; ++j) {

@@ -40,11 +40,11 @@ struct images {
   /// empty or has `count` entries.
   void check(std::string_view where) const {
     require(values.size() == count * dims(), where, "images.values",
-            ayf::detail::concat("count * height * width * channels = ", count, " * ", height, " * ", width, " * ",
+            ayf::detail::message("count * height * width * channels = ", count, " * ", height, " * ", width, " * ",
                                 channels, " values"),
             values.size());
     require(labels.empty() || labels.size() == count, where, "images.labels",
-            ayf::detail::concat("0 or count = ", count, " labels"), labels.size());
+            ayf::detail::message("0 or count = ", count, " labels"), labels.size());
   }
 };
 

@@ -30,9 +30,9 @@ struct points {
   /// empty or has `rows` entries.
   void check(std::string_view where) const {
     require(values.size() == rows * cols, where, "points.values",
-            ayf::detail::concat("rows * cols = ", rows, " * ", cols, " = ", rows * cols, " values"), values.size());
+            ayf::detail::message("rows * cols = ", rows, " * ", cols, " = ", rows * cols, " values"), values.size());
     require(labels.empty() || labels.size() == rows, where, "points.labels",
-            ayf::detail::concat("0 or rows = ", rows, " labels"), labels.size());
+            ayf::detail::message("0 or rows = ", rows, " labels"), labels.size());
   }
 };
 

@@ -210,7 +210,7 @@ inline std::string format_points_csv(const data::points& points, const std::vect
   points.check(where);
   const std::size_t written = points.cols + (points.has_labels() ? 1 : 0);
   require(header.empty() || header.size() == written, where, "header",
-          ayf::detail::concat("0 or ", written, " names (cols", points.has_labels() ? " + label" : "", ")"),
+          ayf::detail::message("0 or ", written, " names (cols", points.has_labels() ? " + label" : "", ")"),
           header.size());
   std::string out;
   for (std::size_t c = 0; c < written; ++c) {
@@ -219,8 +219,11 @@ inline std::string format_points_csv(const data::points& points, const std::vect
       require(header[c].find_first_of(",\n\r") == std::string::npos, where, "header",
               "names without ',' or line breaks", header[c]);
       out += header[c];
+    } else if (c < points.cols) {
+      out += 'x';
+      out += std::to_string(c);
     } else {
-      out += c < points.cols ? "x" + std::to_string(c) : std::string("label");
+      out += "label";
     }
   }
   out += '\n';
@@ -229,7 +232,7 @@ inline std::string format_points_csv(const data::points& points, const std::vect
     for (std::size_t c = 0; c < points.cols; ++c) {
       const double value = points.values[r * points.cols + c];
       require(std::isfinite(value), where, "points.values", "finite numbers",
-              ayf::detail::concat(value, " at row ", r, ", column ", c));
+              ayf::detail::message(value, " at row ", r, ", column ", c));
       const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
       if (c) out += ',';
       out.append(buffer, result.ptr);

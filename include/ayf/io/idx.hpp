@@ -153,7 +153,7 @@ inline std::string format_idx(idx_dtype dtype, const std::vector<std::size_t>& s
   }
   const std::size_t needed = elements * idx_detail::item_size(dtype);
   require(payload.size() == needed, where, "payload",
-          ayf::detail::concat(elements, " elements of ", idx_detail::name(dtype), " = ", needed, " bytes"),
+          ayf::detail::message(elements, " elements of ", idx_detail::name(dtype), " = ", needed, " bytes"),
           payload.size());
   std::string out{'\0', '\0', static_cast<char>(dtype), static_cast<char>(shape.size())};
   for (const auto extent : shape) {

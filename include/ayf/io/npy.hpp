@@ -328,7 +328,7 @@ std::string format_npy(const T* values, std::size_t count, const std::vector<std
     tuple += (k ? ", " : "") + std::to_string(shape[k]);
   }
   tuple += shape.size() == 1 ? ",)" : ")";
-  require(elements == count, where, "values", ayf::detail::concat("shape ", tuple, " = ", elements, " elements"),
+  require(elements == count, where, "values", ayf::detail::message("shape ", tuple, " = ", elements, " elements"),
           count);
   std::string header = ayf::detail::concat("{'descr': '", npy_detail::descr(npy_detail::dtype_of<T>()),
                                            "', 'fortran_order': False, 'shape': ", tuple, ", }");

@@ -94,7 +94,7 @@ inline std::string encode_png(const std::vector<std::uint8_t>& pixels, int width
 
 inline void check_size(std::string_view where, std::string_view argument, std::size_t value) {
   constexpr std::size_t limit = 1 << 15;
-  require(value >= 1 && value <= limit, where, argument, ayf::detail::concat("1 to ", limit, " pixels"), value);
+  require(value >= 1 && value <= limit, where, argument, ayf::detail::message("1 to ", limit, " pixels"), value);
 }
 
 }  // namespace png_detail
@@ -135,7 +135,7 @@ inline void write_scatter_png(const std::filesystem::path& path, const data::poi
   require(std::isfinite(range[0]) && std::isfinite(range[1]) && range[0] < range[1] && std::isfinite(range[2]) &&
               std::isfinite(range[3]) && range[2] < range[3],
           where, "options.range", "finite {x_min < x_max, y_min < y_max}",
-          ayf::detail::concat("{", range[0], ", ", range[1], ", ", range[2], ", ", range[3], "}"));
+          ayf::detail::message("{", range[0], ", ", range[1], ", ", range[2], ", ", range[3], "}"));
 
   const int w = options.width, h = options.height;
   std::vector<std::uint8_t> image(static_cast<std::size_t>(w) * static_cast<std::size_t>(h) * 3, 255);
@@ -204,15 +204,15 @@ void write_image_grid_png(const std::filesystem::path& path, const std::vector<S
   png_detail::check_size(where, "height", height);
   png_detail::check_size(where, "width", width);
   require(rows >= 1 && cols >= 1, where, "rows x cols", "at least 1 x 1",
-          ayf::detail::concat(rows, " x ", cols));
+          ayf::detail::message(rows, " x ", cols));
   require(options.padding >= 0 && options.padding <= 64, where, "options.padding", "0 to 64", options.padding);
   require(std::isfinite(options.low) && std::isfinite(options.high) && options.low < options.high, where,
-          "options.low, options.high", "finite low < high", ayf::detail::concat(options.low, ", ", options.high));
+          "options.low, options.high", "finite low < high", ayf::detail::message(options.low, ", ", options.high));
   const std::size_t image_size = channels * height * width;
   require(images.size() % image_size == 0, where, "images.size()",
-          ayf::detail::concat("a multiple of channels * height * width = ", image_size), images.size());
+          ayf::detail::message("a multiple of channels * height * width = ", image_size), images.size());
   const std::size_t count = images.size() / image_size;
-  require(count <= rows * cols, where, "images", ayf::detail::concat("at most rows * cols = ", rows * cols, " images"),
+  require(count <= rows * cols, where, "images", ayf::detail::message("at most rows * cols = ", rows * cols, " images"),
           count);
   const auto pad = static_cast<std::size_t>(options.padding);
   const std::size_t grid_w = cols * width + (cols + 1) * pad, grid_h = rows * height + (rows + 1) * pad;

@@ -368,7 +368,7 @@ safetensors_tensor make_safetensors_tensor(std::string name, const std::vector<T
                                            std::vector<std::size_t> shape) {
   std::size_t count = 0;
   require(safetensors_detail::element_count(shape, count) && count == values.size(), "make_safetensors_tensor",
-          "values", ayf::detail::concat("prod(shape) = ", count, " elements for tensor '", name, "'"),
+          "values", ayf::detail::message("prod(shape) = ", count, " elements for tensor '", name, "'"),
           values.size());
   safetensors_tensor t{std::move(name), safetensors_detail::dtype_of<T>(), std::move(shape), {}};
   t.bytes.resize(values.size() * sizeof(T));
@@ -387,7 +387,7 @@ std::vector<T> safetensors_values(const safetensors_tensor& tensor) {
                                     safetensors_detail::name_of(wanted)));
   }
   require(tensor.bytes.size() % sizeof(T) == 0, "safetensors_values", "tensor.bytes",
-          ayf::detail::concat("a multiple of ", sizeof(T), " bytes"), tensor.bytes.size());
+          ayf::detail::message("a multiple of ", sizeof(T), " bytes"), tensor.bytes.size());
   std::vector<T> values(tensor.bytes.size() / sizeof(T));
   if (!values.empty()) std::memcpy(values.data(), tensor.bytes.data(), tensor.bytes.size());
   return values;
@@ -434,22 +434,22 @@ inline std::string serialize_safetensors(const std::vector<safetensors_tensor>& 
   std::set<std::string_view> names;
   for (const auto& t : tensors) {
     require(!t.name.empty() && t.name != "__metadata__" && safetensors_detail::valid_utf8(t.name), where,
-            "tensor name", "a non-empty UTF-8 name other than __metadata__", ayf::detail::concat("'", t.name, "'"));
+            "tensor name", "a non-empty UTF-8 name other than __metadata__", ayf::detail::message("'", t.name, "'"));
     require(names.insert(t.name).second, where, "tensor name", "unique names",
-            ayf::detail::concat("'", t.name, "' twice"));
+            ayf::detail::message("'", t.name, "' twice"));
     std::size_t count = 0;
     require(safetensors_detail::element_count(t.shape, count) &&
                 count <= std::numeric_limits<std::size_t>::max() / safetensors_detail::item_size(t.dtype) &&
                 t.bytes.size() == count * safetensors_detail::item_size(t.dtype),
             where, "tensor bytes",
-            ayf::detail::concat("prod(shape) * ", safetensors_detail::item_size(t.dtype), " = ",
+            ayf::detail::message("prod(shape) * ", safetensors_detail::item_size(t.dtype), " = ",
                                 count * safetensors_detail::item_size(t.dtype), " bytes for tensor '", t.name, "'"),
             t.bytes.size());
     order.push_back(&t);
   }
   for (const auto& [key, value] : metadata) {
     require(safetensors_detail::valid_utf8(key) && safetensors_detail::valid_utf8(value), where, "metadata",
-            "UTF-8 keys and values", ayf::detail::concat("'", key, "'"));
+            "UTF-8 keys and values", ayf::detail::message("'", key, "'"));
   }
   std::stable_sort(order.begin(), order.end(), [](const safetensors_tensor* l, const safetensors_tensor* r) {
     const int lr = safetensors_detail::reference_rank(l->dtype), rr = safetensors_detail::reference_rank(r->dtype);

@@ -87,7 +87,7 @@ public:
         m_qkv(layout, name + ".qkv", image, 3 * image.channels, 1),
         m_proj(layout, name + ".proj", image, image.channels, 1) {
     require(heads >= 1 && image.channels % heads == 0, "self_attention", "heads",
-            ayf::detail::concat("a divisor of the channel count ", image.channels), heads);
+            ayf::detail::message("a divisor of the channel count ", image.channels), heads);
   }
 
   [[nodiscard]] const image_shape& image() const { return m_image; }

@@ -162,7 +162,7 @@ private:
     require(c.channels >= 1, where, "channels", "at least 1", c.channels);
     require(c.base_channels >= 1, where, "base_channels", "at least 1", c.base_channels);
     require(c.groups >= 1 && c.base_channels % c.groups == 0, where, "groups",
-            ayf::detail::concat("a divisor of base_channels = ", c.base_channels), c.groups);
+            ayf::detail::message("a divisor of base_channels = ", c.base_channels), c.groups);
     require(c.features >= 1, where, "features", "at least 1", c.features);
     require(c.classes >= 2, where, "classes", "at least 2", c.classes);
     return c;

@@ -125,7 +125,7 @@ public:
       : m_image(image), m_groups(groups), m_eps(eps) {
     require(image.size() >= 1, "group_norm", "image", "a non-empty image", image.size());
     require(groups >= 1 && image.channels % groups == 0, "group_norm", "groups",
-            ayf::detail::concat("a divisor of the channel count ", image.channels), groups);
+            ayf::detail::message("a divisor of the channel count ", image.channels), groups);
     require(eps > 0, "group_norm", "eps", "a positive value", eps);
     m_gamma = layout.add(name + ".gamma", 1, image.channels);
     m_beta = layout.add(name + ".beta", 1, image.channels);

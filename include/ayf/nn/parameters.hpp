@@ -70,7 +70,7 @@ template <backend B>
 void copy_blocks_by_name(typename B::context& ctx, const parameter_set<B>& from, parameter_set<B>& to) {
   for (const parameter_block& src : from.layout.blocks()) {
     const parameter_block* dst = to.layout.find(src.name);
-    require(dst != nullptr, "copy_blocks_by_name", "to", ayf::detail::concat("a block named '", src.name, "'"), "none");
+    require(dst != nullptr, "copy_blocks_by_name", "to", ayf::detail::message("a block named '", src.name, "'"), "none");
     require_shape("copy_blocks_by_name", src.name.c_str(), src.extent, dst->extent);
     B::copy(ctx, B::slice(ctx, from.values, src.offset, src.extent), B::slice(ctx, to.values, dst->offset, dst->extent));
   }

@@ -126,7 +126,7 @@ public:
   avg_pool() = default;
   explicit avg_pool(image_shape input) : m_in(input) {
     require(input.size() >= 1 && input.height % 2 == 0 && input.width % 2 == 0, "avg_pool", "input",
-            "an image of even height and width", ayf::detail::concat(input.height, "x", input.width));
+            "an image of even height and width", ayf::detail::message(input.height, "x", input.width));
   }
   using state = no_state;
   [[nodiscard]] const image_shape& input() const { return m_in; }
@@ -175,7 +175,7 @@ public:
   concat_channels() = default;
   concat_channels(image_shape a, image_shape b) : m_a(a), m_b(b) {
     require(a.height == b.height && a.width == b.width, "concat_channels", "b", "the height and width of a",
-            ayf::detail::concat(b.height, "x", b.width));
+            ayf::detail::message(b.height, "x", b.width));
     require(a.size() >= 1 && b.size() >= 1, "concat_channels", "a", "non-empty images", a.size());
   }
   [[nodiscard]] image_shape output() const { return {m_a.height, m_a.width, m_a.channels + m_b.channels}; }

@@ -162,25 +162,25 @@ private:
 
   static unet_config validated(const unet_config& c) {
     const char* where = "unet_config";
-    require(c.height >= 1 && c.width >= 1, where, "height", "a non-empty image", ayf::detail::concat(c.height, "x", c.width));
+    require(c.height >= 1 && c.width >= 1, where, "height", "a non-empty image", ayf::detail::message(c.height, "x", c.width));
     require(c.channels >= 1, where, "channels", "at least 1", c.channels);
     require(c.base_channels >= 1, where, "base_channels", "at least 1", c.base_channels);
     require(!c.channel_multipliers.empty(), where, "channel_multipliers", "at least one level", 0);
     const std::size_t scale = std::size_t{1} << (c.channel_multipliers.size() - 1);
     require(c.height % scale == 0 && c.width % scale == 0, where, "channel_multipliers",
-            ayf::detail::concat("at most as many levels as halvings of ", c.height, "x", c.width),
+            ayf::detail::message("at most as many levels as halvings of ", c.height, "x", c.width),
             c.channel_multipliers.size());
     require(c.groups >= 1, where, "groups", "at least 1", c.groups);
     for (std::size_t m : c.channel_multipliers) {
       require(m >= 1, where, "channel_multipliers", "positive multipliers", m);
       require((c.base_channels * m) % c.groups == 0, where, "groups",
-              ayf::detail::concat("a divisor of every level's channel count (", c.base_channels * m, ")"), c.groups);
+              ayf::detail::message("a divisor of every level's channel count (", c.base_channels * m, ")"), c.groups);
     }
     for (std::size_t l : c.attention_levels) {
       require(l < c.channel_multipliers.size(), where, "attention_levels",
-              ayf::detail::concat("levels below ", c.channel_multipliers.size()), l);
+              ayf::detail::message("levels below ", c.channel_multipliers.size()), l);
       require((c.base_channels * c.channel_multipliers[l]) % c.attention_heads == 0, where, "attention_heads",
-              ayf::detail::concat("a divisor of the channel count of level ", l, " (", c.base_channels * c.channel_multipliers[l], ")"),
+              ayf::detail::message("a divisor of the channel count of level ", l, " (", c.base_channels * c.channel_multipliers[l], ")"),
               c.attention_heads);
     }
     require(c.attention_heads >= 1, where, "attention_heads", "at least 1", c.attention_heads);

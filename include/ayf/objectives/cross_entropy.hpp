@@ -32,7 +32,7 @@ cross_entropy_result softmax_cross_entropy(typename B::context& ctx, const typen
   const std::size_t n = sz.rows, k = sz.cols;
   require(n >= 1 && k >= 2, where, "logits", "a [B, K] tensor with B >= 1 and K >= 2", sz);
   const shape sy = B::shape_of(labels);
-  require(sy.rows * sy.cols == n, where, "labels", ayf::detail::concat("B = ", n, " class indices"), sy);
+  require(sy.rows * sy.cols == n, where, "labels", ayf::detail::message("B = ", n, " class indices"), sy);
   const std::vector<typename B::scalar> z = B::to_host(ctx, logits);
   const std::vector<typename B::scalar> y = B::to_host(ctx, labels);
   std::vector<typename B::scalar> grad(grad_logits != nullptr ? n * k : 0);

@@ -64,7 +64,7 @@ void sample_training_batch(typename B::context& ctx, const pair_sampler_config& 
                            const typename B::tensor& x0, training_batch<B>& batch) {
   require(config.p_std > 0, "sample_training_batch", "p_std", "a positive standard deviation", config.p_std);
   require(config.lambda_min <= config.lambda_max, "sample_training_batch", "lambda_max",
-          detail::concat("at least lambda_min = ", config.lambda_min), config.lambda_max);
+          detail::message("at least lambda_min = ", config.lambda_min), config.lambda_max);
   require(config.diagonal_fraction >= 0 && config.diagonal_fraction < 1, "sample_training_batch", "diagonal_fraction",
           "a share in [0, 1)", config.diagonal_fraction);
   require(!config.consistency || config.diagonal_fraction == 0, "sample_training_batch", "diagonal_fraction",

@@ -133,9 +133,9 @@ public:
     comm.require_agreement("trainer steps", c.steps);
     const std::size_t shards = c.shards, batch = sampler.batch();
     require(batch % shards == 0, "trainer", "batch",
-            ayf::detail::concat("a multiple of trainer_config.shards = ", shards), batch);
+            ayf::detail::message("a multiple of trainer_config.shards = ", shards), batch);
     require(shards % ranks == 0, "trainer", "trainer_config.shards",
-            ayf::detail::concat("a multiple of the rank count ", ranks), shards);
+            ayf::detail::message("a multiple of the rank count ", ranks), shards);
     const std::size_t shard_rows = batch / shards, local_shards = shards / ranks;
     ctx.rng = philox_stream{c.seed, 0};
     std::string last_good = "none (no checkpoint of this stage written yet)";

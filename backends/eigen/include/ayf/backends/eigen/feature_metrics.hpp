@@ -26,8 +26,8 @@ using row_matrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::
 
 inline void require_square(std::string_view where, std::string_view argument, const Eigen::MatrixXd& c,
                            Eigen::Index d) {
-  require(c.rows() == d && c.cols() == d, where, argument, detail::concat("a ", d, "x", d, " matrix"),
-          detail::concat(c.rows(), "x", c.cols()));
+  require(c.rows() == d && c.cols() == d, where, argument, detail::message("a ", d, "x", d, " matrix"),
+          detail::message(c.rows(), "x", c.cols()));
 }
 
 /// The non-negative eigenvalues of the symmetric part of m (round-off negatives clamped to 0).
@@ -47,7 +47,7 @@ inline double frechet_distance(const Eigen::VectorXd& mu1, const Eigen::MatrixXd
   using namespace feature_metrics_detail;
   const Eigen::Index d = mu1.size();
   require(d > 0, where, "mu1", "at least 1 dimension", d);
-  require(mu2.size() == d, where, "mu2", detail::concat("dimension ", d), mu2.size());
+  require(mu2.size() == d, where, "mu2", detail::message("dimension ", d), mu2.size());
   require_square(where, "c1", c1, d);
   require_square(where, "c2", c2, d);
   wasserstein_detail::require_finite(where, "mu1", mu1);

@@ -50,11 +50,11 @@ inline Eigen::MatrixXd psd_sqrt(const Eigen::MatrixXd& m) {
 inline double w2_gaussian(const Eigen::VectorXd& mu1, const Eigen::MatrixXd& c1,
                           const Eigen::VectorXd& mu2, const Eigen::MatrixXd& c2) {
   const auto d = mu1.size();
-  require(mu2.size() == d, "w2_gaussian", "mu2", detail::concat("dimension ", d), mu2.size());
-  require(c1.rows() == d && c1.cols() == d, "w2_gaussian", "c1", detail::concat("a ", d, "x", d, " matrix"),
-          detail::concat(c1.rows(), "x", c1.cols()));
-  require(c2.rows() == d && c2.cols() == d, "w2_gaussian", "c2", detail::concat("a ", d, "x", d, " matrix"),
-          detail::concat(c2.rows(), "x", c2.cols()));
+  require(mu2.size() == d, "w2_gaussian", "mu2", detail::message("dimension ", d), mu2.size());
+  require(c1.rows() == d && c1.cols() == d, "w2_gaussian", "c1", detail::message("a ", d, "x", d, " matrix"),
+          detail::message(c1.rows(), "x", c1.cols()));
+  require(c2.rows() == d && c2.cols() == d, "w2_gaussian", "c2", detail::message("a ", d, "x", d, " matrix"),
+          detail::message(c2.rows(), "x", c2.cols()));
   wasserstein_detail::require_finite("w2_gaussian", "mu1", mu1);
   wasserstein_detail::require_finite("w2_gaussian", "c1", c1);
   wasserstein_detail::require_finite("w2_gaussian", "mu2", mu2);
@@ -92,7 +92,7 @@ public:
   /// the sample when one is not finite, and "gaussian_moments::add: overflow" when the moments overflow.
   void add(const double* samples, std::size_t n, std::size_t d) {
     require(d == static_cast<std::size_t>(m_sum.size()), "gaussian_moments::add", "d",
-            detail::concat(m_sum.size(), " dimensions"), d);
+            detail::message(m_sum.size(), " dimensions"), d);
     if (n == 0) return;
     for (std::size_t k = 0; k < n * d; ++k) {
       if (!std::isfinite(samples[k])) {

@@ -160,7 +160,7 @@ public:
   }
   void broadcast(context& ctx, tensor& t, int root) {
     require(root >= 0 && root < size_, "mpi_communicator::broadcast", "root",
-            detail::concat("a rank in [0, ", size_, ")"), root);
+            detail::message("a rank in [0, ", size_, ")"), root);
     apply(ctx, t, [&](scalar* x, std::size_t n) {
       check(MPI_Bcast(x, count_of(n, "MPI_Bcast"), detail::mpi_datatype<scalar>(), root, comm_), "MPI_Bcast");
     });
@@ -220,7 +220,7 @@ private:
     }
   }
   int count_of(std::size_t n, std::string_view op) const {
-    require(n <= static_cast<std::size_t>(INT_MAX), op, "tensor size", detail::concat("at most ", INT_MAX, " elements"),
+    require(n <= static_cast<std::size_t>(INT_MAX), op, "tensor size", detail::message("at most ", INT_MAX, " elements"),
             n);
     return static_cast<int>(n);
   }

@@ -510,7 +510,7 @@ struct thrust_backend {
     return out;
   }
   static tensor from_host(context& ctx, const std::vector<scalar>& values, const shape& sh) {
-    require(values.size() == sh.size(), "from_host", "values", detail::concat(sh.size(), " values for shape ", sh),
+    require(values.size() == sh.size(), "from_host", "values", detail::message(sh.size(), " values for shape ", sh),
             values.size());
     tensor y = make(ctx, sh);
     upload(ctx, values.data(), data(y), values.size());
@@ -720,7 +720,7 @@ struct thrust_backend {
     const bool ta = op_a == transpose::yes, tb = op_b == transpose::yes;
     const std::size_t m = ta ? sa.cols : sa.rows, k = ta ? sa.rows : sa.cols;
     const std::size_t kb = tb ? sb.cols : sb.rows, n = tb ? sb.rows : sb.cols;
-    require(k == kb, "gemm", "B", detail::concat(k, " rows of op(B) to match op(A)'s columns"), kb);
+    require(k == kb, "gemm", "B", detail::message(k, " rows of op(B) to match op(A)'s columns"), kb);
     if (beta != scalar(0)) require_shape("gemm", "C", shape(m, n), shape_of(c));
     resize(ctx, c, shape(m, n));
     ++ctx.gemm_calls;

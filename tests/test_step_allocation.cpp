@@ -1,0 +1,178 @@
+// tests/test_step_allocation.cpp: warmed-up training steps on the Eigen backend make no heap allocation.
+// Flow matching, AYF-EMD (autoguided teacher) and AYF-LMD steps with Adam, on the MLP and on a U-Net
+// with attention and class labels, run in a one-thread oneTBB arena so that every loop runs on this
+// thread, whose allocations support/allocation_counter.cpp counts: operator new and, where the linker
+// wraps it, the malloc family, i.e. Eigen's tensor storage. (Buffers that oneDNN or OpenBLAS take inside
+// their own shared libraries are not counted.) A resize to a new shape is counted (negative control).
+#include <catch2/catch.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <oneapi/tbb/task_arena.h>
+
+#include "ayf/backends/eigen/backend.hpp"
+#include "ayf/core/error.hpp"
+#include "ayf/guidance/guidance.hpp"
+#include "ayf/nn/mlp.hpp"
+#include "ayf/nn/optimizer.hpp"
+#include "ayf/nn/unet.hpp"
+#include "ayf/objectives/ayf_emd.hpp"
+#include "ayf/objectives/ayf_lmd.hpp"
+#include "ayf/objectives/flow_matching.hpp"
+#include "support/allocation_counter.hpp"
+
+namespace {
+
+using ayf::shape;
+
+ayf::nn::mlp_config mlp_shape(bool student, std::uint64_t seed) {
+  ayf::nn::mlp_config c;
+  c.dims = 3;
+  c.width = 48;
+  c.blocks = 2;
+  c.frequencies = 4;
+  c.embed_s = student;
+  c.embed_lambda = student;
+  c.classes = 3;
+  c.seed = seed;
+  return c;
+}
+
+/// 8x8x1 images, two levels (8 and 16 channels) with attention on the second, 3 classes.
+ayf::nn::unet_config unet_shape(bool student, std::uint64_t seed) {
+  ayf::nn::unet_config c;
+  c.height = 8;
+  c.width = 8;
+  c.channels = 1;
+  c.base_channels = 8;
+  c.channel_multipliers = {1, 2};
+  c.blocks_per_level = 1;
+  c.groups = 2;
+  c.embedding_channels = 16;
+  c.frequencies = 3;
+  c.attention_levels = {1};
+  c.attention_heads = 2;
+  c.embed_s = student;
+  c.embed_lambda = student;
+  c.classes = 3;
+  c.seed = seed;
+  return c;
+}
+
+std::size_t data_dims(const ayf::nn::mlp_config& c) { return c.dims; }
+std::size_t data_dims(const ayf::nn::unet_config& c) { return c.dims(); }
+
+/// Allocations on this thread during `steps` calls of `step` after `warm` calls, all in a one-thread arena.
+std::size_t allocations_once_warm(const std::function<void()>& step, int warm = 2, int steps = 3) {
+  tbb::task_arena one(1);
+  std::size_t allocations = 0;
+  one.execute([&] {
+    for (int k = 0; k < warm; ++k) step();
+    const std::size_t before = ayf_test_alloc::calls;
+    for (int k = 0; k < steps; ++k) step();
+    allocations = ayf_test_alloc::calls - before;
+  });
+  return allocations;
+}
+
+/// FM on the teacher, then AYF-EMD and AYF-LMD on the student from the autoguided teacher, each with Adam.
+template <class B, class Model, class Config>
+void check_training_steps(Config (*config)(bool, std::uint64_t), std::size_t batch) {
+  typename B::context ctx(11);
+  Model teacher(ctx, config(false, 1));
+  Model weak(ctx, config(false, 2));
+  auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+  Model student = Model::from_teacher(ctx, teacher, config(true, 3));
+  ayf::nn::adam<B> teacher_adam(ctx, teacher.parameters());
+  ayf::nn::adam<B> student_adam(ctx, student.parameters());
+  ayf::flow_matching<B, Model> fm;
+  ayf::ayf_emd<B, Model> emd;
+  ayf::ayf_lmd<B, Model> lmd;
+  auto x0 = B::make(ctx, shape(batch, data_dims(teacher.config())));
+  auto labels = B::make(ctx, shape::vector(batch));
+  B::fill(ctx, labels, 1.0);
+  double iteration = 0;
+  auto fm_step = [&] {
+    B::randn(ctx, x0);
+    teacher.parameters().zero_gradients(ctx);
+    fm.step(ctx, teacher, x0, &labels);
+    teacher_adam.step(ctx, teacher.parameters());
+  };
+  auto emd_step = [&] {
+    B::randn(ctx, x0);
+    student.parameters().zero_gradients(ctx);
+    emd.step(ctx, student, guided, x0, &labels, iteration++);
+    student_adam.step(ctx, student.parameters());
+  };
+  auto lmd_step = [&] {
+    B::randn(ctx, x0);
+    student.parameters().zero_gradients(ctx);
+    lmd.step(ctx, student, guided, x0, &labels, iteration++);
+    student_adam.step(ctx, student.parameters());
+  };
+  CHECK(allocations_once_warm(fm_step) == 0);
+  CHECK(allocations_once_warm(emd_step) == 0);
+  CHECK(allocations_once_warm(lmd_step) == 0);
+  // All three interleaved, as a trainer that alternates them would.
+  CHECK(allocations_once_warm([&] {
+          fm_step();
+          emd_step();
+          lmd_step();
+        }) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("the allocation counter sees Eigen tensor allocations", "[allocation][cpu]") {
+  if (!ayf_test_alloc::counts_malloc()) {
+    WARN("this linker does not wrap malloc: Eigen's tensor allocations are not counted");
+    return;
+  }
+  using B = ayf::eigen_backend<float>;
+  B::context ctx(1);
+  const std::size_t before = ayf_test_alloc::calls;
+  auto x = B::make(ctx, shape(16, 16));
+  CHECK(ayf_test_alloc::calls - before == 1);
+  B::resize(ctx, x, shape(32, 32));
+  CHECK(ayf_test_alloc::calls - before == 2);
+  B::resize(ctx, x, shape(32, 32));  // the same shape: no-op
+  CHECK(ayf_test_alloc::calls - before == 2);
+}
+
+TEST_CASE("a check's composed expectation is formatted only when it fails, as concat would", "[allocation][cpu]") {
+  const double bound = 0.1;
+  const std::size_t rows = 7;
+  const std::size_t before = ayf_test_alloc::calls;
+  ayf::require(true, "where", "value", ayf::detail::message("at least ", bound, " in ", rows, " rows"), 0.05);
+  CHECK(ayf_test_alloc::calls == before);
+  std::string text;
+  try {
+    ayf::require(false, "where", "value", ayf::detail::message("at least ", bound, " in ", rows, " rows"),
+                 ayf::detail::message(0.05, "!"));
+  } catch (const ayf::error& e) {
+    text = e.what();
+  }
+  CHECK(text == ayf::detail::concat("where: argument 'value' expected at least ", bound, " in 7 rows, received ", 0.05,
+                                    "!"));
+  CHECK(text.find("0.10000000000000001") != std::string::npos);  // 17 digits, as concat
+  // A hot-path check: the time-pair sampler names the bound it was given.
+  ayf::pair_sampler_config config;
+  config.lambda_min = 2.5;
+  config.lambda_max = 1.0;
+  using B = ayf::eigen_backend<double>;
+  B::context ctx(3);
+  ayf::training_batch<B> batch;
+  REQUIRE_THROWS_WITH(ayf::sample_training_batch<B>(ctx, config, B::make(ctx, shape(4, 2)), batch),
+                      Catch::Contains("at least lambda_min = 2.5, received 1"));
+}
+
+TEMPLATE_TEST_CASE("warmed-up FM, AYF-EMD and AYF-LMD steps allocate nothing on the Eigen backend",
+                   "[allocation][train][cpu]", float, double) {
+  if (!ayf_test_alloc::counts_malloc()) WARN("this linker does not wrap malloc: only operator new is counted");
+  using B = ayf::eigen_backend<TestType>;
+  SECTION("MLP") { check_training_steps<B, ayf::nn::mlp_flow_model<B>>(mlp_shape, 24); }
+  SECTION("U-Net with attention") { check_training_steps<B, ayf::nn::unet_flow_model<B>>(unet_shape, 4); }
+}
