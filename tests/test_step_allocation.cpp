@@ -1,4 +1,4 @@
-// tests/test_step_allocation.cpp: warmed-up training steps on the Eigen backend make no heap allocation.
+// tests/test_step_allocation.cpp: warmed-up training steps on the host backends make no heap allocation.
 // Flow matching, AYF-EMD (autoguided teacher) and AYF-LMD steps with Adam, on the MLP and on a U-Net
 // with attention and class labels, run in a one-thread oneTBB arena so that every loop runs on this
 // thread, whose allocations support/allocation_counter.cpp counts: operator new and, where the linker
@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 
 #include <oneapi/tbb/task_arena.h>
 
 #include "ayf/backends/eigen/backend.hpp"
+#include "ayf/backends/xtensor/backend.hpp"
 #include "ayf/core/error.hpp"
 #include "ayf/guidance/guidance.hpp"
 #include "ayf/nn/mlp.hpp"
@@ -169,10 +171,12 @@ TEST_CASE("a check's composed expectation is formatted only when it fails, as co
                       Catch::Contains("at least lambda_min = 2.5, received 1"));
 }
 
-TEMPLATE_TEST_CASE("warmed-up FM, AYF-EMD and AYF-LMD steps allocate nothing on the Eigen backend",
-                   "[allocation][train][cpu]", float, double) {
-  if (!ayf_test_alloc::counts_malloc()) WARN("this linker does not wrap malloc: only operator new is counted");
-  using B = ayf::eigen_backend<TestType>;
+TEMPLATE_TEST_CASE("warmed-up FM, AYF-EMD and AYF-LMD steps allocate nothing on the host backends",
+                   "[allocation][train][cpu]", ayf::eigen_backend<float>, ayf::eigen_backend<double>,
+                   ayf::xtensor_backend<double>) {
+  using B = TestType;
+  if (std::is_same_v<typename B::storage, ayf::eigen_storage<typename B::scalar>> && !ayf_test_alloc::counts_malloc())
+    WARN("this linker does not wrap malloc: Eigen's tensor allocations are not counted");
   SECTION("MLP") { check_training_steps<B, ayf::nn::mlp_flow_model<B>>(mlp_shape, 24); }
   SECTION("U-Net with attention") { check_training_steps<B, ayf::nn::unet_flow_model<B>>(unet_shape, 4); }
 }
