@@ -11,12 +11,15 @@
 #include <functional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <oneapi/tbb/task_arena.h>
 
 #include "ayf/backends/eigen/backend.hpp"
 #include "ayf/backends/xtensor/backend.hpp"
 #include "ayf/core/error.hpp"
+#include "ayf/core/philox.hpp"
+#include "ayf/data/batch_sampler.hpp"
 #include "ayf/guidance/guidance.hpp"
 #include "ayf/nn/mlp.hpp"
 #include "ayf/nn/optimizer.hpp"
@@ -24,6 +27,7 @@
 #include "ayf/objectives/ayf_emd.hpp"
 #include "ayf/objectives/ayf_lmd.hpp"
 #include "ayf/objectives/flow_matching.hpp"
+#include "ayf/train/trainer.hpp"
 #include "support/allocation_counter.hpp"
 
 namespace {
@@ -179,4 +183,50 @@ TEMPLATE_TEST_CASE("warmed-up FM, AYF-EMD and AYF-LMD steps allocate nothing on 
     WARN("this linker does not wrap malloc: Eigen's tensor allocations are not counted");
   SECTION("MLP") { check_training_steps<B, ayf::nn::mlp_flow_model<B>>(mlp_shape, 24); }
   SECTION("U-Net with attention") { check_training_steps<B, ayf::nn::unet_flow_model<B>>(unet_shape, 4); }
+}
+
+TEST_CASE("a trainer's iterations allocate nothing between progress lines and checkpoints", "[allocation][train][cpu]") {
+  // AYF-EMD on a U-Net from an autoguided teacher, with labels (dropped at random), the batch sampler,
+  // Adam with clipping and warmup, and the EMA; one shard and two (the sharded path draws its rows).
+  using B = ayf::eigen_backend<float>;
+  using unet = ayf::nn::unet_flow_model<B>;
+  ayf::data::images data;
+  data.count = 32;
+  data.height = data.width = 8;
+  data.channels = 1;
+  for (std::size_t k = 0; k < data.count * data.dims(); ++k)
+    data.values.push_back(static_cast<float>(2 * ayf::philox_uniform(5, k) - 1));
+  for (std::size_t i = 0; i < data.count; ++i) data.labels.push_back(static_cast<std::int64_t>(i % 3));
+  for (const std::size_t shards : {std::size_t{1}, std::size_t{2}}) {
+    INFO("shards " << shards);
+    B::context ctx(4);
+    unet teacher(ctx, unet_shape(false, 1));
+    unet weak(ctx, unet_shape(false, 2));
+    auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+    unet student = unet::from_teacher(ctx, teacher, unet_shape(true, 3));
+    ayf::data::batch_sampler<B> sampler(data, {8, 0.2, 9});
+    ayf::train::trainer_config config;
+    config.steps = 12;
+    config.adam.warmup_steps = 4;
+    config.adam.clip_norm = 1.0;
+    config.ema_decay = 0.9;
+    config.shards = shards;
+    config.log = nullptr;
+    ayf::train::trainer<B, unet> trainer(ctx, student, config);
+    ayf::ayf_emd<B, unet> emd;
+    std::vector<std::size_t> counts;  // reserved: recording never allocates
+    counts.reserve(64);
+    std::size_t first_warm = 0;
+    tbb::task_arena one(1);
+    one.execute([&] {
+      trainer.run(ctx, sampler, [&](auto& c, const B::tensor& x, const B::tensor* y, std::uint64_t it) {
+        if (it == 4 && first_warm == 0) first_warm = counts.size();
+        counts.push_back(ayf_test_alloc::calls);
+        return emd.step(c, student, guided, x, y, static_cast<double>(it));
+      });
+    });
+    REQUIRE(counts.size() == 12 * shards);
+    // From the first call of iteration 4 to the last call of iteration 12: whole iterations 4 to 11.
+    CHECK(counts.back() - counts[first_warm] == 0);
+  }
 }

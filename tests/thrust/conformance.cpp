@@ -5,6 +5,7 @@
 // and by nvcc for the CUDA system (ayf_tests_cuda, through conformance_cuda.cu).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -15,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include "ayf/backends/thrust/backend.hpp"
+#include "ayf/data/batch_sampler.hpp"
 #include "cases.hpp"
 #include "compare.hpp"
 #include "reference.hpp"
@@ -153,11 +155,27 @@ TEST_CASE("no allocation inside warmed-up flow-matching and AYF-EMD steps on the
     emd.step(ctx, student, guided, x0, &labels, iteration++);
     student_adam.step(ctx, student.parameters());
   };
-  for (int k = 0; k < 3; ++k) steps();
+  // The trainer's batches: a batch sampler uploads each batch into the tensors it drew the last one into.
+  ayf::data::points points;
+  points.rows = 40;
+  points.cols = 2;
+  for (std::size_t r = 0; r < points.rows; ++r) {
+    points.values.insert(points.values.end(), {0.1 * static_cast<double>(r), -0.05 * static_cast<double>(r)});
+    points.labels.push_back(static_cast<int>(r % 3));
+  }
+  ayf::data::batch_sampler<B> sampler(points, {96, 0.1, 7});
+  std::uint64_t batch = 0;
+  auto sampled_steps = [&] {
+    sampler.draw(ctx, batch++);
+    student.parameters().zero_gradients(ctx);
+    emd.step(ctx, student, guided, sampler.x(), sampler.labels(), iteration++);
+    student_adam.step(ctx, student.parameters());
+  };
+  for (int k = 0; k < 3; ++k) steps(), sampled_steps();
   const auto warm = counter::count();
-  for (int k = 0; k < 5; ++k) steps();
+  for (int k = 0; k < 5; ++k) steps(), sampled_steps();
   const auto allocations = counter::count() - warm;
-  std::printf("allocation %-4s 5 warmed-up FM + AYF-EMD steps: %llu allocations (%llu during warmup in total)\n",
+  std::printf("allocation %-4s 5 warmed-up FM + AYF-EMD steps and 5 on sampled batches: %llu allocations (%llu during warmup in total)\n",
               system_name(), static_cast<unsigned long long>(allocations), static_cast<unsigned long long>(warm));
   CHECK(allocations == 0);
 }

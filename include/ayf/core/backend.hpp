@@ -42,7 +42,7 @@ struct probe_index_map {
 ///                                     [offset, offset + shape.size()) of `flat`
 ///   make(ctx, shape) -> tensor; shape_of(t) -> shape; resize(ctx, t, shape) (no-op when equal)
 ///   copy(ctx, in, out); fill(ctx, out, value); to_host(ctx, t) -> std::vector<scalar>;
-///   from_host(ctx, values, shape) -> tensor
+///   from_host(ctx, values, shape) -> tensor; from_host(ctx, values, shape, out) (out resized)
 ///   transform(ctx, out, f, in...)                  out[i,j] = f(in_1[i,j], ...)
 ///   scale_sum_rows(ctx, y, c1, x1, ..., cN, xN)    y[i,:] = sum_k c_k[i] x_k[i,:]; c_k a scalar or a [B, 1] tensor
 ///   reduce_rows(ctx, out, f, in...)                out[i] = sum_j f(in_1[i,j], ...), out: [B, 1]
@@ -80,6 +80,7 @@ concept backend =
       B::fill(ctx, y, a);
       { B::to_host(ctx, x) } -> std::same_as<std::vector<typename B::scalar>>;
       { B::from_host(ctx, host, sh) } -> std::same_as<typename B::tensor>;
+      B::from_host(ctx, host, sh, y);
       B::transform(ctx, y, detail::probe_square{}, x);
       B::scale_sum_rows(ctx, y, a, x, x, x);
       B::reduce_rows(ctx, y, detail::probe_square{}, x);

@@ -113,12 +113,17 @@ struct host_backend {
     const scalar* p = data(x);
     return std::vector<scalar>(p, p + shape_of(x).size());
   }
-  static tensor from_host(context& /*ctx*/, const std::vector<scalar>& values, const shape& sh) {
+  static tensor from_host(context& ctx, const std::vector<scalar>& values, const shape& sh) {
+    tensor y;
+    from_host(ctx, values, sh, y);
+    return y;
+  }
+  /// The same into y (resized to sh; no allocation when it has that shape).
+  static void from_host(context& ctx, const std::vector<scalar>& values, const shape& sh, tensor& y) {
     require(values.size() == sh.size(), "from_host", "values", detail::message(sh.size(), " values for shape ", sh),
             values.size());
-    tensor y = Storage::make(sh);
+    resize(ctx, y, sh);
     std::copy(values.begin(), values.end(), Storage::data(y));
-    return y;
   }
 
   // ---- elementwise ---------------------------------------------------------------------------

@@ -109,8 +109,8 @@ public:
         m_host_y[j] = drop ? scalar(-1) : m_labels[r];
       }
     }
-    x = B::from_host(ctx, m_host_x, shape(n, m_cols));
-    if (labelled()) labels = B::from_host(ctx, m_host_y, shape::vector(n));
+    B::from_host(ctx, m_host_x, shape(n, m_cols), x);
+    if (labelled()) B::from_host(ctx, m_host_y, shape::vector(n), labels);
   }
 
   /// The last batch drawn by draw(ctx, k).

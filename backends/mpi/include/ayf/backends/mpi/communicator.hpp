@@ -234,7 +234,7 @@ private:
     } else {
       staged_ = B::to_host(ctx, t);
       f(staged_.data(), staged_.size());
-      t = B::from_host(ctx, staged_, B::shape_of(t));
+      B::from_host(ctx, staged_, B::shape_of(t), t);
     }
   }
 

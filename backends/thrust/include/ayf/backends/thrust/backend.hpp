@@ -510,11 +510,16 @@ struct thrust_backend {
     return out;
   }
   static tensor from_host(context& ctx, const std::vector<scalar>& values, const shape& sh) {
+    tensor y;
+    from_host(ctx, values, sh, y);
+    return y;
+  }
+  /// The same into y (resized to sh; no allocation when its capacity suffices).
+  static void from_host(context& ctx, const std::vector<scalar>& values, const shape& sh, tensor& y) {
     require(values.size() == sh.size(), "from_host", "values", detail::message(sh.size(), " values for shape ", sh),
             values.size());
-    tensor y = make(ctx, sh);
+    resize(ctx, y, sh);
     upload(ctx, values.data(), data(y), values.size());
-    return y;
   }
 
   // ---- elementwise ---------------------------------------------------------------------------
