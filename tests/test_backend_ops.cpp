@@ -120,6 +120,21 @@ TEMPLATE_TEST_CASE("make, resize, fill, copy, to_host and from_host move data ex
       CHECK(at(x, i, j) == static_cast<double>(values[i * sh.cols + j]));
   CHECK(B::to_host(ctx, x) == values);
 
+  // from_host into a tensor resizes it; with the shape it has, it keeps its storage (per-batch uploads).
+  auto w = B::make(ctx, shape(2, 3));
+  B::from_host(ctx, values, sh, w);
+  REQUIRE(B::shape_of(w) == sh);
+  CHECK(B::to_host(ctx, w) == values);
+  const S* storage = B::storage::data(w);
+  std::vector<S> negated(values.size());
+  for (std::size_t k = 0; k < values.size(); ++k) negated[k] = -values[k];
+  B::from_host(ctx, negated, sh, w);
+  CHECK(B::storage::data(w) == storage);
+  CHECK(B::to_host(ctx, w) == negated);
+  REQUIRE_THROWS_WITH(B::from_host(ctx, values, shape(5, 6), w), Catch::Contains("'values'"));
+  CHECK(B::shape_of(w) == sh);  // a failed call leaves it alone
+  CHECK(B::to_host(ctx, w) == negated);
+
   // copy resizes the destination and is deep.
   auto y = B::make(ctx, shape(2, 2));
   B::copy(ctx, x, y);

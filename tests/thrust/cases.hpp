@@ -900,6 +900,10 @@ std::vector<std::string> error_messages() {
   expect([&] { B::slice(ctx, a, 10, shape(1, 3)); });
   expect([&] { B::slice(ctx, std::as_const(a), 13, shape(0, 1)); });
   expect([&] { B::from_host(ctx, std::vector<typename B::scalar>(5), shape(2, 3)); });
+  expect([&] {
+    auto into = B::make(ctx, shape(1, 5));
+    B::from_host(ctx, std::vector<typename B::scalar>(5), shape(2, 3), into);
+  });
   expect([&] { B::gemm(ctx, transpose::no, transpose::no, 1, a, a, 0, out_t); });
   expect([&] { B::gemm(ctx, transpose::no, transpose::no, 1, a, b, 1, col); });
   expect([&] { B::gemm(ctx, transpose::yes, transpose::yes, 1, a, b, 0, B::slice(ctx, a, 0, shape(2, 2))); });
