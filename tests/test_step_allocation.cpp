@@ -20,6 +20,7 @@
 #include "ayf/core/error.hpp"
 #include "ayf/core/philox.hpp"
 #include "ayf/data/batch_sampler.hpp"
+#include "ayf/flow_map/parametrization.hpp"
 #include "ayf/guidance/guidance.hpp"
 #include "ayf/nn/mlp.hpp"
 #include "ayf/nn/optimizer.hpp"
@@ -27,6 +28,9 @@
 #include "ayf/objectives/ayf_emd.hpp"
 #include "ayf/objectives/ayf_lmd.hpp"
 #include "ayf/objectives/flow_matching.hpp"
+#include "ayf/paths/time_grid.hpp"
+#include "ayf/samplers/flow_map.hpp"
+#include "ayf/samplers/ode.hpp"
 #include "ayf/train/trainer.hpp"
 #include "support/allocation_counter.hpp"
 
@@ -228,5 +232,45 @@ TEST_CASE("a trainer's iterations allocate nothing between progress lines and ch
     REQUIRE(counts.size() == 12 * shards);
     // From the first call of iteration 4 to the last call of iteration 12: whole iterations 4 to 11.
     CHECK(counts.back() - counts[first_warm] == 0);
+  }
+}
+
+TEMPLATE_TEST_CASE("sampling with network models allocates nothing between steps on the host backends",
+                   "[allocation][samplers][cpu]", ayf::eigen_backend<float>, ayf::xtensor_backend<double>) {
+  // Euler on the autoguided U-Net teacher, flow-map and gamma sampling on the U-Net student, with labels
+  // and a guidance scale: the allocation count after each step, steps 2 to 8 (the models size their
+  // scratch activations on their first call).
+  using B = TestType;
+  using unet = ayf::nn::unet_flow_model<B>;
+  typename B::context ctx(6);
+  unet teacher(ctx, unet_shape(false, 1));
+  unet weak(ctx, unet_shape(false, 2));
+  auto guided = ayf::make_autoguided_velocity<B>(teacher, weak);
+  unet student = unet::from_teacher(ctx, teacher, unet_shape(true, 3));
+  auto flow = ayf::make_euler_flow_map<B>(student);
+  auto labels = B::make(ctx, shape::vector(4));
+  B::fill(ctx, labels, 2.0);
+  auto guidance = B::make(ctx, shape::vector(4));
+  B::fill(ctx, guidance, 1.5);
+  const ayf::condition<B> cond{&labels, &guidance};
+  const auto grid = ayf::time_grid::uniform(8);
+  std::vector<std::size_t> counts;
+  counts.reserve(16);
+  auto observer = [&](const ayf::step_info& /*step*/, const typename B::tensor& /*x*/) {
+    counts.push_back(ayf_test_alloc::calls);
+  };
+  tbb::task_arena one(1);
+  for (int which = 0; which < 3; ++which) {
+    INFO("sampler " << which << " (0 Euler, 1 flow map, 2 gamma)");
+    auto x = B::make(ctx, shape(4, data_dims(teacher.config())));
+    B::randn(ctx, x);
+    counts.clear();
+    one.execute([&] {
+      if (which == 0) ayf::euler_sample<B>(ctx, guided, x, grid, cond, observer);
+      if (which == 1) ayf::flow_map_sample<B>(ctx, flow, x, grid, cond, observer);
+      if (which == 2) ayf::gamma_sample<B>(ctx, flow, x, grid, 0.5, cond, observer);
+    });
+    REQUIRE(counts.size() == 8);
+    CHECK(counts.back() - counts.front() == 0);
   }
 }
