@@ -33,42 +33,22 @@
 #include "ayf/samplers/ode.hpp"
 #include "ayf/train/trainer.hpp"
 #include "support/allocation_counter.hpp"
+#include "thrust/cases.hpp"
 
 namespace {
 
 using ayf::shape;
 
+/// The conformance suite's MLP with 3 classes.
 ayf::nn::mlp_config mlp_shape(bool student, std::uint64_t seed) {
-  ayf::nn::mlp_config c;
-  c.dims = 3;
-  c.width = 48;
-  c.blocks = 2;
-  c.frequencies = 4;
-  c.embed_s = student;
-  c.embed_lambda = student;
-  c.classes = 3;
-  c.seed = seed;
-  return c;
+  return ayf_conformance::mlp_shape(student, seed, 3);
 }
 
-/// 8x8x1 images, two levels (8 and 16 channels) with attention on the second, 3 classes.
+/// The conformance suite's U-Net (8x8x1, 4 and 8 channels, 3 classes) with attention on the second level.
 ayf::nn::unet_config unet_shape(bool student, std::uint64_t seed) {
-  ayf::nn::unet_config c;
-  c.height = 8;
-  c.width = 8;
-  c.channels = 1;
-  c.base_channels = 8;
-  c.channel_multipliers = {1, 2};
-  c.blocks_per_level = 1;
-  c.groups = 2;
-  c.embedding_channels = 16;
-  c.frequencies = 3;
+  ayf::nn::unet_config c = ayf_conformance::unet_shape(student, seed);
   c.attention_levels = {1};
   c.attention_heads = 2;
-  c.embed_s = student;
-  c.embed_lambda = student;
-  c.classes = 3;
-  c.seed = seed;
   return c;
 }
 
