@@ -1260,6 +1260,45 @@ TEMPLATE_TEST_CASE("broadcast_add, sum_columns, max_rows, gather_rows, scatter_a
   }
 }
 
+TEMPLATE_TEST_CASE("reduce_rows sums each row in reduce_all's order: chunks of 8192 in 16 lanes",
+                   "[backend][determinism][cpu]", AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using S = typename B::scalar;
+  typename B::context ctx(68);
+  // Rows of several chunks with a ragged last chunk, rows shorter than the lanes, and one row of
+  // whole chunks; the product's float rounding comes first, so only the order of the sums matters.
+  for (const shape sh : {shape(3, 2 * 8192 + 1001), shape(11, 37), shape(5, 7), shape(1, 8192)}) {
+    const auto a = random_tensor<B>(ctx, sh, 131, -1.0, 3.0), b = random_tensor<B>(ctx, sh, 132);
+    typename B::tensor out;
+    B::reduce_rows(ctx, out, product{}, a.tensor, b.tensor);
+    INFO("shape " << sh);
+    REQUIRE(B::shape_of(out) == shape::vector(sh.rows));
+    std::size_t differ = 0;
+    double worst = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i) {
+      double total = 0, plain = 0, magnitude = 0;
+      for (std::size_t c0 = 0; c0 < sh.cols; c0 += 8192) {
+        double lane[16] = {};
+        for (std::size_t j = c0; j < std::min<std::size_t>(c0 + 8192, sh.cols); ++j) {
+          const auto term = static_cast<double>(static_cast<S>(a.values[i * sh.cols + j] * b.values[i * sh.cols + j]));
+          lane[(j - c0) % 16] += term;
+          plain += term;
+          magnitude += std::abs(term);
+        }
+        double chunk = 0;
+        for (double l : lane) chunk += l;
+        total += chunk;
+      }
+      differ += at(out, i, 0) != static_cast<S>(total);
+      worst = std::max(worst, std::abs(static_cast<double>(at(out, i, 0)) - plain) / magnitude);
+    }
+    CHECK(differ == 0);
+    // And close to the plain sum in column order (S's rounding; in double, the orders' own bound).
+    CHECK(worst <= std::max(2 * static_cast<double>(std::numeric_limits<S>::epsilon()),
+                            static_cast<double>(sh.cols) * std::numeric_limits<double>::epsilon()));
+  }
+}
+
 TEMPLATE_TEST_CASE("sum_columns and gemm_batched are bitwise the same on one oneTBB thread and on many",
                    "[backend][primitives][determinism][cpu]", ayf::eigen_backend<double>, ayf::eigen_backend<float>) {
   using B = TestType;
@@ -1282,13 +1321,19 @@ TEMPLATE_TEST_CASE("sum_columns and gemm_batched are bitwise the same on one one
   const auto serial = column_sums(one);
   const auto parallel = column_sums(many);
   CHECK(serial == parallel);
-  // The documented order, summed here in double: rows, then runs within a row.
+  // The documented order, summed here in double: chunks of 8192 / 384 = 21 rows (15 chunks, the
+  // last one shorter), in each rows then runs within a row; then the chunks in order.
+  REQUIRE(ayf::host_kernels::sum_columns_chunk_rows(sh.cols) == 21);
   std::size_t differ = 0;
   for (std::size_t c = 0; c < 96; ++c) {
-    double acc = 0;
-    for (std::size_t i = 0; i < sh.rows; ++i)
-      for (std::size_t j = c; j < sh.cols; j += 96) acc += x.values[i * sh.cols + j];
-    differ += serial[c] != static_cast<S>(acc);
+    double total = 0;
+    for (std::size_t r0 = 0; r0 < sh.rows; r0 += 21) {
+      double acc = 0;
+      for (std::size_t i = r0; i < std::min<std::size_t>(r0 + 21, sh.rows); ++i)
+        for (std::size_t j = c; j < sh.cols; j += 96) acc += x.values[i * sh.cols + j];
+      total += acc;
+    }
+    differ += serial[c] != static_cast<S>(total);
   }
   CHECK(differ == 0);
 

@@ -73,7 +73,8 @@ inline const std::vector<case_info>& cases() {
       {"unet_forward_jvp", agreement::tolerance}, {"unet_backward", agreement::tolerance},
       {"unet_from_teacher", agreement::tolerance}, {"unet_flow_matching_step", agreement::tolerance},
       {"unet_ayf_emd_step", agreement::tolerance}, {"broadcast_add", agreement::tolerance},
-      {"sum_columns", agreement::tolerance}, {"max_rows", agreement::bitwise},
+      {"sum_columns", agreement::tolerance}, {"reduce_rows_split", agreement::bitwise},
+      {"sum_columns_split", agreement::bitwise}, {"max_rows", agreement::bitwise},
       {"gather_rows", agreement::bitwise}, {"scatter_add_rows", agreement::tolerance},
       {"gemm_batched_nn", agreement::tolerance}, {"gemm_batched_nt", agreement::tolerance},
       {"gemm_batched_tn", agreement::tolerance}, {"gemm_batched_tt", agreement::tolerance},
@@ -825,6 +826,37 @@ std::vector<double> run_case(std::string_view name) {
     auto flat = input<B>(ctx, shape(1, 20), 3);
     B::sum_columns(ctx, B::slice(ctx, flat, 4, shape(1, 8)), 1.0, B::slice(ctx, x, 48, shape(10, 48)));
     rec.add(flat);
+  } else if (name == "reduce_rows_split") {
+    // Sums of plain products (no multiply-add to contract): the host order on every system. A few
+    // rows of several chunks and ragged lanes, rows narrower than the lanes, and many rows (the
+    // Thrust backend's split into (row, chunk, lane) pieces and its one-index-per-row path).
+    for (const shape sh : {shape(3, 20011), shape(40, 37), shape(7, 5), shape(20000, 3)}) {
+      const auto a = input<B>(ctx, sh, 1, -1.0, 3.0), b = input<B>(ctx, sh, 2);
+      typename B::tensor out;
+      B::reduce_rows(ctx, out, product{}, a, b);
+      rec.add(out);
+    }
+  } else if (name == "sum_columns_split") {
+    // Chunks of rows summed apart and added in order: a conv bias gradient (32 channels over many
+    // pixels), runs of 16 channels, a wide output (one index per column), and one chunk.
+    const auto image = input<B>(ctx, shape(3001, 32), 1, -1.0, 3.0);
+    auto out = input<B>(ctx, shape(1, 32), 2);
+    B::sum_columns(ctx, out, 0.0, image);
+    rec.add(out);
+    B::sum_columns(ctx, out, S(0.5), image);
+    rec.add(out);
+    const auto runs = input<B>(ctx, shape(600, 64), 3, -1.0, 3.0);
+    auto out16 = B::make(ctx, shape(1, 16));
+    B::sum_columns(ctx, out16, 0.0, runs);
+    rec.add(out16);
+    const auto wide = input<B>(ctx, shape(10, 2048), 4, -1.0, 3.0);
+    auto out_wide = input<B>(ctx, shape(1, 2048), 5);
+    B::sum_columns(ctx, out_wide, 1.0, wide);
+    rec.add(out_wide);
+    const auto small = input<B>(ctx, shape(9, 24), 6, -1.0, 3.0);
+    auto out_small = B::make(ctx, shape(1, 24));
+    B::sum_columns(ctx, out_small, 0.0, small);
+    rec.add(out_small);
   } else if (name == "max_rows") {
     const auto x = input<B>(ctx, shape(41, 37), 1, -3.0, 3.0);
     typename B::tensor out;

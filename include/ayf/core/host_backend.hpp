@@ -660,7 +660,8 @@ public:
   }
 
   // ---- reductions ----------------------------------------------------------------------------
-  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1].
+  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1]. Each row in reduce_all's order, in double
+  /// (host_kernels::reduce_row_sum).
   template <class Out, class F, class... In>
   static void reduce_rows(context& ctx, Out&& out, const F& f, const In&... in) {
     const shape sh = same_shape("reduce_rows", in...);
@@ -675,7 +676,8 @@ public:
   /// out[0, c] = beta out[0, c] + sum_{i, q} in[i, q C + c]: column sums of in [R, N] folded over
   /// runs of C = out's columns (C divides N; C = N: plain column sums, e.g. a bias gradient; C
   /// channels: a channels-last conv bias gradient). out: [1, C], never resized; beta = 0 ignores
-  /// its values. Summed in double, rows then runs in order: independent of the thread count.
+  /// its values. Summed in double, rows then runs in order within chunks of rows, then the chunks in
+  /// order (host_kernels::sum_columns): independent of the thread count.
   template <class Out, class Beta, class In>
   static void sum_columns(context& ctx, Out&& out, Beta beta, const In& in) {
     static_assert(std::is_arithmetic_v<Beta>, "sum_columns: beta is a number");

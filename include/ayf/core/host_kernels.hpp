@@ -56,18 +56,6 @@ void scale_sum_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols
   }
 }
 
-/// out[i] = sum_j f(in_1[i, j], ...) accumulated in double, j in order.
-template <class S, class F, class... In>
-void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const F& f,
-                 const In*... in) {
-  for (std::size_t i = row_begin; i < row_end; ++i) {
-    double acc = 0;
-    const std::size_t base = i * cols;
-    for (std::size_t j = 0; j < cols; ++j) acc += static_cast<double>(f(in[base + j]...));
-    out[i] = static_cast<S>(acc);
-  }
-}
-
 /// Blocks [begin, end) of `block` elements: out block i = in block map(i), or zeros where
 /// map(i) < 0 (padding).
 /// Host and device: the Thrust backend runs it per block.
@@ -557,42 +545,59 @@ void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols,
   }
 }
 
-/// out[c] = beta out[c] + sum_{i, q} in[i, q period + c] for c in [begin, end): in double, i then q
-/// in order (so the result does not depend on how the columns are split); beta = 0 ignores out.
+/// Rows per chunk of `sum_columns` on an [R, cols] input: chunks of about reduce_chunk values (at
+/// least one row). Fixed by cols alone, so a device can sum the chunks in parallel and add them in
+/// order with the same bits.
+[[nodiscard]] AYF_HOST_DEVICE constexpr std::size_t sum_columns_chunk_rows(std::size_t cols) {
+  return cols == 0 || cols >= reduce_chunk ? 1 : reduce_chunk / cols;
+}
+
+/// Column c's sum over row chunk `chunk` of an [rows, cols] input folded over runs of `period`
+/// columns: in double, rows then runs in order (one term of sum_columns).
+template <class S>
+AYF_HOST_DEVICE double sum_column_chunk(std::size_t chunk, std::size_t c, std::size_t rows, std::size_t cols,
+                                        std::size_t period, const S* in) {
+  const std::size_t step = sum_columns_chunk_rows(cols), begin = chunk * step;
+  const std::size_t end = begin + step < rows ? begin + step : rows;
+  double acc = 0;
+  for (std::size_t i = begin; i < end; ++i)
+    for (std::size_t q = c; q < cols; q += period) acc += static_cast<double>(in[i * cols + q]);
+  return acc;
+}
+
+/// out[c] = beta out[c] + sum_{i, q} in[i, q period + c] for c in [begin, end): each row chunk
+/// (sum_columns_chunk_rows) summed in double, rows then runs in order (sum_column_chunk), then the
+/// chunks' sums in order; so the result does not depend on how the columns are split, and a device
+/// may sum the chunks in parallel. beta = 0 ignores out.
 template <class S>
 void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size_t cols, std::size_t period, S* out,
                  double beta, const S* in) {
-  // Blocks of a compile-time width keep their accumulators in vector registers (the order of
-  // every column's sum is the same: rows then runs).
-  constexpr std::size_t fixed = 16;
-  for (; begin + fixed <= end; begin += fixed) {
-    double acc[fixed] = {};
-    for (std::size_t i = 0; i < rows; ++i) {
-      for (std::size_t q = 0; q < cols; q += period) {
-        const S* x = in + i * cols + q + begin;
-        for (std::size_t c = 0; c < fixed; ++c) acc[c] += static_cast<double>(x[c]);
+  const std::size_t step = sum_columns_chunk_rows(cols);
+  // Blocks of a compile-time width keep their accumulators in vector registers (every column's
+  // sum has the order above). Fixed: exactly Width columns; otherwise `width` <= Width of them.
+  auto block = [&]<std::size_t Width, bool Fixed>(std::size_t c0, std::size_t width) {
+    double total[Width] = {};
+    for (std::size_t r0 = 0; r0 < rows; r0 += step) {
+      const std::size_t r1 = r0 + step < rows ? r0 + step : rows;
+      double acc[Width] = {};
+      for (std::size_t i = r0; i < r1; ++i) {
+        for (std::size_t q = 0; q < cols; q += period) {
+          const S* x = in + i * cols + q + c0;
+          for (std::size_t c = 0; c < (Fixed ? Width : width); ++c) acc[c] += static_cast<double>(x[c]);
+        }
       }
-    }
-    for (std::size_t c = 0; c < fixed; ++c) {
-      S& o = out[begin + c];
-      o = static_cast<S>(beta == 0 ? acc[c] : beta * static_cast<double>(o) + acc[c]);
-    }
-  }
-  constexpr std::size_t lanes = 64;
-  for (std::size_t c0 = begin; c0 < end; c0 += lanes) {
-    const std::size_t width = end - c0 < lanes ? end - c0 : lanes;
-    double acc[lanes] = {};
-    for (std::size_t i = 0; i < rows; ++i) {
-      for (std::size_t q = 0; q < cols; q += period) {
-        const S* x = in + i * cols + q + c0;
-        for (std::size_t c = 0; c < width; ++c) acc[c] += static_cast<double>(x[c]);
-      }
+      for (std::size_t c = 0; c < width; ++c) total[c] += acc[c];
     }
     for (std::size_t c = 0; c < width; ++c) {
       S& o = out[c0 + c];
-      o = static_cast<S>(beta == 0 ? acc[c] : beta * static_cast<double>(o) + acc[c]);
+      o = static_cast<S>(beta == 0 ? total[c] : beta * static_cast<double>(o) + total[c]);
     }
-  }
+  };
+  constexpr std::size_t fixed = 16;
+  for (; begin + fixed <= end; begin += fixed) block.template operator()<fixed, true>(begin, fixed);
+  constexpr std::size_t lanes = 64;
+  for (std::size_t c0 = begin; c0 < end; c0 += lanes)
+    block.template operator()<lanes, false>(c0, end - c0 < lanes ? end - c0 : lanes);
 }
 
 /// out[i] = max_j in[i, j] for rows [row_begin, row_end) (cols >= 1); NaN when the row holds a NaN.
@@ -665,8 +670,39 @@ AYF_HOST_DEVICE double reduce_chunk_sum(std::size_t chunk, std::size_t n, const 
   return acc;
 }
 
-[[nodiscard]] constexpr std::size_t chunk_count(std::size_t n) {
+[[nodiscard]] AYF_HOST_DEVICE constexpr std::size_t chunk_count(std::size_t n) {
   return (n + reduce_chunk - 1) / reduce_chunk;
+}
+
+/// Lane `lane` of chunk `chunk` of a flat array of n elements: the elements begin + lane,
+/// begin + lane + reduce_lanes, ... summed in order in double, which is what reduce_chunk_sum
+/// accumulates in that lane (so a device can run the lanes of a chunk in parallel).
+template <class F, class... In>
+AYF_HOST_DEVICE double reduce_lane_sum(std::size_t chunk, std::size_t lane, std::size_t n, const F& f,
+                                       const In*... in) {
+  const std::size_t begin = chunk * reduce_chunk;
+  const std::size_t end = begin + reduce_chunk < n ? begin + reduce_chunk : n;
+  double acc = 0;
+  for (std::size_t k = begin + lane; k < end; k += reduce_lanes) acc += static_cast<double>(f(in[k]...));
+  return acc;
+}
+
+/// The sum of f over a row of n elements in reduce_all's order: the chunks' reduce_chunk_sum, added
+/// in order. Lanes make the row's loop vectorize; a device may split long rows into chunks and
+/// lanes (reduce_lane_sum) and add those in the same order.
+template <class F, class... In>
+AYF_HOST_DEVICE double reduce_row_sum(std::size_t n, const F& f, const In*... row) {
+  double total = 0;
+  const std::size_t chunks = chunk_count(n);
+  for (std::size_t k = 0; k < chunks; ++k) total += reduce_chunk_sum(k, n, f, row...);
+  return total;
+}
+
+/// out[i] = sum_j f(in_1[i, j], ...) for rows [row_begin, row_end), each row in reduce_row_sum's order.
+template <class S, class F, class... In>
+void reduce_rows(std::size_t row_begin, std::size_t row_end, std::size_t cols, S* out, const F& f,
+                 const In*... in) {
+  for (std::size_t i = row_begin; i < row_end; ++i) out[i] = static_cast<S>(reduce_row_sum(cols, f, (in + i * cols)...));
 }
 
 /// Philox normal draws: out[k] = philox_normal(seed, first + k), one Philox block per pair.

@@ -159,7 +159,8 @@ struct scale_sum_rows {
   }
 };
 
-/// out[i] = sum_j f(in_1[i, j], ...) accumulated in double, j in order (one row per index).
+/// out[i] = sum_j f(in_1[i, j], ...) in the host backends' order (host_kernels::reduce_row_sum),
+/// one row per index: for many rows.
 template <class S, class F, std::size_t N>
 struct reduce_rows {
   S* out;
@@ -169,35 +170,41 @@ struct reduce_rows {
   AYF_HOST_DEVICE void operator()(std::size_t row) const { apply(row, std::make_index_sequence<N>{}); }
   template <std::size_t... I>
   AYF_HOST_DEVICE void apply(std::size_t row, std::index_sequence<I...> /*unused*/) const {
-    double acc = 0;
-    const std::size_t base = row * cols;
-    for (std::size_t j = 0; j < cols; ++j) acc += static_cast<double>(f(in[I][base + j]...));
-    out[row] = static_cast<S>(acc);
+    out[row] = static_cast<S>(host_kernels::reduce_row_sum(cols, f, (in[I] + row * cols)...));
   }
 };
-
-/// partial[c] = sum of f over chunk c of host_kernels::reduce_chunk elements, in double, in the
-/// host backends' order (host_kernels::reduce_chunk_sum).
+/// The same for few long rows, first pass: partial[(row chunks + chunk) lanes + lane] = lane `lane`
+/// of chunk `chunk` of row `row` (host_kernels::reduce_lane_sum), one index each.
 template <class S, class F, std::size_t N>
-struct reduce_chunks {
+struct reduce_row_lanes {
   double* partial;
-  std::size_t n;
+  std::size_t cols, chunks, lanes;
   F f;
   const S* in[N];
-  AYF_HOST_DEVICE void operator()(std::size_t chunk) const { apply(chunk, std::make_index_sequence<N>{}); }
+  AYF_HOST_DEVICE void operator()(std::size_t item) const { apply(item, std::make_index_sequence<N>{}); }
   template <std::size_t... I>
-  AYF_HOST_DEVICE void apply(std::size_t chunk, std::index_sequence<I...> /*unused*/) const {
-    partial[chunk] = host_kernels::reduce_chunk_sum(chunk, n, f, in[I]...);
+  AYF_HOST_DEVICE void apply(std::size_t item, std::index_sequence<I...> /*unused*/) const {
+    const std::size_t lane = item % lanes, chunk = (item / lanes) % chunks, row = item / lanes / chunks;
+    partial[item] = host_kernels::reduce_lane_sum(chunk, lane, cols, f, (in[I] + row * cols)...);
   }
 };
-/// partial[count] = partial[0] + ... + partial[count - 1], in order (one index).
-struct sum_partials {
-  double* partial;
-  std::size_t count;
-  AYF_HOST_DEVICE void operator()(std::size_t /*unused*/) const {
+/// Second pass: out[row] = the chunks' sums in order, each chunk's lanes added in order (the order
+/// of host_kernels::reduce_chunk_sum and reduce_row_sum, so the same bits); T: S, or double for
+/// reduce_all's total.
+template <class T>
+struct merge_row_lanes {
+  T* out;
+  const double* partial;
+  std::size_t chunks, lanes;
+  AYF_HOST_DEVICE void operator()(std::size_t row) const {
     double total = 0;
-    for (std::size_t c = 0; c < count; ++c) total += partial[c];
-    partial[count] = total;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const double* lane = partial + (row * chunks + c) * lanes;
+      double chunk = 0;
+      for (std::size_t l = 0; l < lanes; ++l) chunk += lane[l];
+      total += chunk;
+    }
+    out[row] = static_cast<T>(total);
   }
 };
 
@@ -268,18 +275,42 @@ struct broadcast_add {
     y[e] += period == 0 ? alpha * v[e / cols] : alpha * v[(e % cols) % period];
   }
 };
-/// Column c of host_kernels::sum_columns: in double, rows then runs in order.
+/// Column c of host_kernels::sum_columns, one column per index (for wide outputs): the row
+/// chunks' sums (host_kernels::sum_column_chunk) added in order.
 template <class S>
 struct sum_columns {
   S* out;
   const S* in;
-  std::size_t rows, cols, period;
+  std::size_t rows, cols, period, chunks;
   double beta;
   AYF_HOST_DEVICE void operator()(std::size_t c) const {
-    double acc = 0;
-    for (std::size_t i = 0; i < rows; ++i)
-      for (std::size_t q = c; q < cols; q += period) acc += static_cast<double>(in[i * cols + q]);
-    out[c] = static_cast<S>(beta == 0 ? acc : beta * static_cast<double>(out[c]) + acc);
+    double total = 0;
+    for (std::size_t k = 0; k < chunks; ++k) total += host_kernels::sum_column_chunk(k, c, rows, cols, period, in);
+    out[c] = static_cast<S>(beta == 0 ? total : beta * static_cast<double>(out[c]) + total);
+  }
+};
+/// The same for narrow outputs, first pass: partial[chunk period + c] = column c's sum over row
+/// chunk `chunk`, one index each.
+template <class S>
+struct sum_column_chunks {
+  double* partial;
+  const S* in;
+  std::size_t rows, cols, period;
+  AYF_HOST_DEVICE void operator()(std::size_t item) const {
+    partial[item] = host_kernels::sum_column_chunk(item / period, item % period, rows, cols, period, in);
+  }
+};
+/// Second pass: out[c] = beta out[c] + the chunks' sums of column c in order.
+template <class S>
+struct merge_column_chunks {
+  S* out;
+  const double* partial;
+  std::size_t period, chunks;
+  double beta;
+  AYF_HOST_DEVICE void operator()(std::size_t c) const {
+    double total = 0;
+    for (std::size_t k = 0; k < chunks; ++k) total += partial[k * period + c];
+    out[c] = static_cast<S>(beta == 0 ? total : beta * static_cast<double>(out[c]) + total);
   }
 };
 /// Row i of host_kernels::max_rows.
@@ -631,25 +662,54 @@ struct thrust_backend {
   }
 
   // ---- reductions ----------------------------------------------------------------------------
-  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1]. Summed in column order, in double.
+  /// Below this many rows reduce_rows splits each row into chunks and lanes, and below this many
+  /// columns sum_columns splits the rows into chunks, one index per piece; a second pass adds the
+  /// pieces in the host order. (The columns' pieces take period / 4096 of the input's bytes.)
+  static constexpr std::size_t split_rows_below = 16384, split_columns_below = 1024;
+
+  /// out[i] = sum_j f(in_1[i, j], ...); out: [B, 1]. Each row in the host backends' order
+  /// (host_kernels::reduce_row_sum): one index per row when there are many; otherwise one per
+  /// (row, chunk, lane) and a second pass that adds them in that order, so a few long rows (the
+  /// group rows of GroupNorm's gather path) still fill a GPU. The same bits either way.
   template <class Out, class F, class... In>
   static void reduce_rows(context& ctx, Out&& out, const F& f, const In&... in) {
     const shape sh = same_shape("reduce_rows", in...);
     require_no_resized_alias("reduce_rows", out, shape::vector(sh.rows), in...);
     resize(ctx, out, shape::vector(sh.rows));
-    launch(ctx, sh.rows, thrust_kernels::reduce_rows<S, F, sizeof...(In)>{data(out), sh.cols, f, {data(in)...}});
+    const std::size_t chunks = host_kernels::chunk_count(sh.cols);
+    const std::size_t lanes = std::min(sh.cols, host_kernels::reduce_lanes);
+    if (sh.rows >= split_rows_below || chunks * lanes <= 1) {
+      launch(ctx, sh.rows, thrust_kernels::reduce_rows<S, F, sizeof...(In)>{data(out), sh.cols, f, {data(in)...}});
+      return;
+    }
+    const std::size_t pieces = sh.rows * chunks * lanes;
+    double* partial = ctx.scratch(pieces);
+    launch(ctx, pieces,
+           thrust_kernels::reduce_row_lanes<S, F, sizeof...(In)>{partial, sh.cols, chunks, lanes, f, {data(in)...}});
+    launch(ctx, sh.rows, thrust_kernels::merge_row_lanes<S>{data(out), partial, chunks, lanes});
   }
 
   /// out[0, c] = beta out[0, c] + sum_{i, q} in[i, q C + c], out: [1, C] (C divides in's columns;
-  /// never resized; beta = 0 ignores its values). One thread per column, the host backend's order.
+  /// never resized; beta = 0 ignores its values). The host backends' order (row chunks of
+  /// host_kernels::sum_columns_chunk_rows, then the chunks in order): one index per column for wide
+  /// outputs; otherwise one per (chunk, column) and a second pass that adds the chunks in order
+  /// (a conv bias gradient: 32 columns of 10^5 rows).
   template <class Out, class Beta, class In>
   static void sum_columns(context& ctx, Out&& out, Beta beta, const In& in) {
     static_assert(std::is_arithmetic_v<Beta>, "sum_columns: beta is a number");
     static_assert(is_operand<In>, "sum_columns: in must be a tensor or view");
     const shape si = shape_of(in);
     const std::size_t period = detail::column_period(shape_of(out), si);
-    launch(ctx, period,
-           thrust_kernels::sum_columns<S>{data(out), data(in), si.rows, si.cols, period, static_cast<double>(beta)});
+    const std::size_t step = host_kernels::sum_columns_chunk_rows(si.cols);
+    const std::size_t chunks = (si.rows + step - 1) / step;
+    const auto b = static_cast<double>(beta);
+    if (period >= split_columns_below || chunks <= 1) {
+      launch(ctx, period, thrust_kernels::sum_columns<S>{data(out), data(in), si.rows, si.cols, period, chunks, b});
+      return;
+    }
+    double* partial = ctx.scratch(chunks * period);
+    launch(ctx, chunks * period, thrust_kernels::sum_column_chunks<S>{partial, data(in), si.rows, si.cols, period});
+    launch(ctx, period, thrust_kernels::merge_column_chunks<S>{data(out), partial, period, chunks, b});
   }
 
   /// out[i, 0] = max_j in[i, j] (NaN when row i holds a NaN); out is resized to [R, 1].
@@ -668,16 +728,20 @@ struct thrust_backend {
   }
 
   /// sum over all elements of f(in_1, ...): chunk sums in double, then the chunks in order (the
-  /// host backend's order, so the result is bitwise the Eigen backend's on host systems).
+  /// host backend's order, so the result is bitwise the Eigen backend's on host systems). One
+  /// index per (chunk, lane) (reduce_rows' pieces of one row), then one that adds them in order.
   template <class F, class... In>
   static scalar reduce_all(context& ctx, const F& f, const In&... in) {
     const shape sh = same_shape("reduce_all", in...);
-    const std::size_t chunks = host_kernels::chunk_count(sh.size());
-    double* partial = ctx.scratch(chunks + 1);
-    launch(ctx, chunks, thrust_kernels::reduce_chunks<S, F, sizeof...(In)>{partial, sh.size(), f, {data(in)...}});
-    launch(ctx, 1, thrust_kernels::sum_partials{partial, chunks});
+    const std::size_t n = sh.size(), chunks = host_kernels::chunk_count(n);
+    const std::size_t lanes = std::min(n, host_kernels::reduce_lanes);
+    if (chunks == 0) return scalar(0);
+    double* partial = ctx.scratch(chunks * lanes + 1);
+    launch(ctx, chunks * lanes,
+           thrust_kernels::reduce_row_lanes<S, F, sizeof...(In)>{partial, n, chunks, lanes, f, {data(in)...}});
+    launch(ctx, 1, thrust_kernels::merge_row_lanes<double>{partial + chunks * lanes, partial, chunks, lanes});
     double total = 0;
-    download(ctx, partial + chunks, &total, 1);
+    download(ctx, partial + chunks * lanes, &total, 1);
     return static_cast<scalar>(total);
   }
 
