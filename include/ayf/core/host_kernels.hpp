@@ -552,6 +552,13 @@ void broadcast_add(std::size_t row_begin, std::size_t row_end, std::size_t cols,
   return cols == 0 || cols >= reduce_chunk ? 1 : reduce_chunk / cols;
 }
 
+/// sum_columns' result for one column: beta old + total, in double; beta = 0 ignores old (which
+/// may be uninitialised or NaN).
+template <class S>
+AYF_HOST_DEVICE S column_sum_with_beta(double beta, S old, double total) {
+  return static_cast<S>(beta == 0 ? total : beta * static_cast<double>(old) + total);
+}
+
 /// Column c's sum over row chunk `chunk` of an [rows, cols] input folded over runs of `period`
 /// columns: in double, rows then runs in order (one term of sum_columns).
 template <class S>
@@ -588,10 +595,7 @@ void sum_columns(std::size_t begin, std::size_t end, std::size_t rows, std::size
       }
       for (std::size_t c = 0; c < width; ++c) total[c] += acc[c];
     }
-    for (std::size_t c = 0; c < width; ++c) {
-      S& o = out[c0 + c];
-      o = static_cast<S>(beta == 0 ? total[c] : beta * static_cast<double>(o) + total[c]);
-    }
+    for (std::size_t c = 0; c < width; ++c) out[c0 + c] = column_sum_with_beta(beta, out[c0 + c], total[c]);
   };
   constexpr std::size_t fixed = 16;
   for (; begin + fixed <= end; begin += fixed) block.template operator()<fixed, true>(begin, fixed);

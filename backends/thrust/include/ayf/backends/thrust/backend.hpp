@@ -286,7 +286,7 @@ struct sum_columns {
   AYF_HOST_DEVICE void operator()(std::size_t c) const {
     double total = 0;
     for (std::size_t k = 0; k < chunks; ++k) total += host_kernels::sum_column_chunk(k, c, rows, cols, period, in);
-    out[c] = static_cast<S>(beta == 0 ? total : beta * static_cast<double>(out[c]) + total);
+    out[c] = host_kernels::column_sum_with_beta(beta, out[c], total);
   }
 };
 /// The same for narrow outputs, first pass: partial[chunk period + c] = column c's sum over row
@@ -310,7 +310,7 @@ struct merge_column_chunks {
   AYF_HOST_DEVICE void operator()(std::size_t c) const {
     double total = 0;
     for (std::size_t k = 0; k < chunks; ++k) total += partial[k * period + c];
-    out[c] = static_cast<S>(beta == 0 ? total : beta * static_cast<double>(out[c]) + total);
+    out[c] = host_kernels::column_sum_with_beta(beta, out[c], total);
   }
 };
 /// Row i of host_kernels::max_rows.
