@@ -87,6 +87,14 @@ struct product {
   template <class T>
   T operator()(T a, T b) const { return a * b; }
 };
+struct product_and_sum {
+  template <class T>
+  ayf::fn::value_pair<T> operator()(T a, T b) const { return {a * b, a + b}; }
+};
+struct square_and_negative {
+  template <class T>
+  ayf::fn::value_pair<T> operator()(T a) const { return {a * a, -a}; }
+};
 struct product3 {
   template <class T>
   T operator()(T a, T b, T c) const { return a * b * c; }
@@ -192,6 +200,55 @@ TEMPLATE_TEST_CASE("transform applies a functor elementwise to one, two and thre
   B::copy(ctx, a.tensor, out);
   B::transform(ctx, out, mul_sub{}, out, b.tensor);
   expect([&](std::size_t k) { return a.values[k] * b.values[k] - a.values[k]; });
+}
+
+TEMPLATE_TEST_CASE("transform_pair writes the two results of one functor elementwise", "[backend][cpu]",
+                   AYF_HOST_BACKENDS) {
+  using B = TestType;
+  using tol = ayf_test::backend_tolerance<B>;
+  typename B::context ctx(6);
+  set_parallel<B>(ctx, GENERATE(false, true));
+  const shape sh(13, 29);
+  const auto a = random_tensor<B>(ctx, sh, 1), b = random_tensor<B>(ctx, sh, 2);
+  auto first = B::make(ctx, shape(1, 1)), second = B::make(ctx, shape(2, 1));  // resized by transform_pair
+
+  auto expect = [&](const auto& want_first, const auto& want_second) {
+    REQUIRE(B::shape_of(first) == sh);
+    REQUIRE(B::shape_of(second) == sh);
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < sh.rows; ++i) {
+      for (std::size_t j = 0; j < sh.cols; ++j) {
+        bad += !ayf_test::close<tol>(at(first, i, j), want_first(i * sh.cols + j), 1.0);
+        bad += !ayf_test::close<tol>(at(second, i, j), want_second(i * sh.cols + j), 1.0);
+      }
+    }
+    CHECK(bad == 0);
+  };
+
+  B::transform_pair(ctx, first, second, square_and_negative{}, a.tensor);
+  expect([&](std::size_t k) { return a.values[k] * a.values[k]; }, [&](std::size_t k) { return -a.values[k]; });
+  B::transform_pair(ctx, first, second, product_and_sum{}, a.tensor, b.tensor);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k]; },
+         [&](std::size_t k) { return a.values[k] + b.values[k]; });
+  // In place, each output on an input: (first, second) = (a b, a + b) from (a, b) held in them.
+  B::copy(ctx, a.tensor, first);
+  B::copy(ctx, b.tensor, second);
+  B::transform_pair(ctx, first, second, product_and_sum{}, first, second);
+  expect([&](std::size_t k) { return a.values[k] * b.values[k]; },
+         [&](std::size_t k) { return a.values[k] + b.values[k]; });
+  // Views as outputs: two halves of one buffer, the rest untouched.
+  auto flat = B::make(ctx, shape(1, 2 * sh.size() + 3));
+  B::fill(ctx, flat, typename B::scalar(7));
+  B::transform_pair(ctx, B::slice(ctx, flat, 0, sh), B::slice(ctx, flat, sh.size() + 3, sh), square_and_negative{},
+                    b.tensor);
+  const auto values = B::to_host(ctx, flat);
+  std::size_t bad = 0;
+  for (std::size_t k = 0; k < sh.size(); ++k) {
+    bad += !ayf_test::close<tol>(values[k], b.values[k] * b.values[k], 1.0);
+    bad += !ayf_test::close<tol>(values[sh.size() + 3 + k], -b.values[k], 1.0);
+  }
+  for (std::size_t k = sh.size(); k < sh.size() + 3; ++k) bad += values[k] != 7;
+  CHECK(bad == 0);
 }
 
 TEMPLATE_TEST_CASE("apply_adam updates the moments and the weights by Adam's recursion, in place",
@@ -670,6 +727,19 @@ TEMPLATE_TEST_CASE("backend operations reject wrong arguments with ayf::error na
                         Contains("transform") && Contains("'input'") && Contains("[3, 4]") &&
                             Contains("[4, 3]"));
     REQUIRE_THROWS_WITH(B::transform(ctx, out, fma3{}, a, a2, b), Contains("'input'"));
+    REQUIRE_THROWS_WITH(B::transform_pair(ctx, out, out, product_and_sum{}, a, b),
+                        Contains("transform_pair") && Contains("'input'") && Contains("[4, 3]"));
+  }
+  SECTION("transform_pair into one buffer twice, or into overlapping views") {
+    auto other = B::make(ctx, shape(3, 4));
+    REQUIRE_THROWS_WITH(B::transform_pair(ctx, other, other, square_and_negative{}, a), Contains("transform_pair"));
+    auto flat = B::make(ctx, shape(1, 20));
+    REQUIRE_THROWS_WITH(B::transform_pair(ctx, B::slice(ctx, flat, 0, shape(3, 4)), B::slice(ctx, flat, 8, shape(3, 4)),
+                                          square_and_negative{}, a),
+                        Contains("transform_pair"));
+    // Adjacent views do not overlap.
+    B::transform_pair(ctx, B::slice(ctx, flat, 0, shape(2, 4)), B::slice(ctx, flat, 8, shape(2, 4)),
+                      square_and_negative{}, B::slice(ctx, a, 0, shape(2, 4)));
   }
   SECTION("an output that would be resized while it is also an input") {
     auto coefficient = B::make(ctx, shape(3, 1));

@@ -80,3 +80,88 @@ TEST_CASE("activation in float: silu and its tangent within a few ulps, and the 
   CHECK(std::abs(y(0, 0)) < 1e-30f);
   CHECK(y(0, 1) == 100.0f);
 }
+
+TEST_CASE("silu_saving_sigmoid: silu(z), its tangent and backward from silu(z) and sigmoid(z) alone", "[nn][layer]") {
+  layer_backend::context ctx(1);
+  const ayf::nn::silu_saving_sigmoid<layer_backend> layer(6);
+  const layer_tensor x = ayf_test::uniform_tensor(3, 6, 4, -6, 6), dx = ayf_test::uniform_tensor(3, 6, 5);
+  layer_tensor a, sigmoid, grad;
+  layer.forward(ctx, ayf_test::stack_rows(x, dx), a, sigmoid, 3);
+  REQUIRE(a.rows() == 6);
+  REQUIRE(sigmoid.rows() == 3);
+  const layer_tensor g = ayf_test::uniform_tensor(3, 6, 6), start = ayf_test::uniform_tensor(3, 6, 7);
+  layer.backward(ctx, a, sigmoid, g, grad, false);
+  layer_tensor accumulated = start;
+  layer.backward(ctx, a, sigmoid, g, accumulated, true);
+  for (Eigen::Index i = 0; i < 3; ++i) {
+    for (Eigen::Index j = 0; j < 6; ++j) {
+      const double z = x(i, j), sg = 1 / (1 + std::exp(-z)), slope = sg + z * sg * (1 - sg);
+      CHECK(sigmoid(i, j) == Approx(sg).epsilon(1e-14));
+      CHECK(a(i, j) == Approx(z * sg).epsilon(1e-14));
+      CHECK(a(3 + i, j) == Approx(slope * dx(i, j)).epsilon(1e-13));
+      CHECK(grad(i, j) == Approx(slope * g(i, j)).epsilon(1e-13));
+      CHECK(accumulated(i, j) == Approx(start(i, j) + slope * g(i, j)).epsilon(1e-13));
+    }
+  }
+
+  // The layer checks by central differences, the backward reading only the forward's outputs.
+  layer_tensor saved_a, saved_sigmoid, no_parameters(1, 0), no_gradients(1, 0);
+  ayf_test::layer_probe probe;
+  probe.forward = [&](const layer_tensor& z, std::size_t n) {
+    layer.forward(ctx, z, saved_a, saved_sigmoid, n);
+    return layer_tensor(saved_a);
+  };
+  probe.backward = [&](const layer_tensor& /*z*/, const layer_tensor& u, layer_tensor* grad_z,
+                       ayf::nn::gradient_mode mode) {
+    if (ayf::nn::wants_inputs(mode)) layer.backward(ctx, saved_a, saved_sigmoid, u, *grad_z, false);
+  };
+  probe.values = [&]() -> layer_tensor& { return no_parameters; };
+  probe.gradients = [&]() -> layer_tensor& { return no_gradients; };
+  ayf_test::check_layer(probe, 3, 6, 41, -6, 6);
+
+  // Wrong shapes are named.
+  layer_tensor wide = ayf_test::uniform_tensor(3, 7, 8);
+  CHECK_THROWS_WITH(layer.forward(ctx, wide, a, sigmoid, 3), Catch::Contains("silu_saving_sigmoid::forward"));
+  layer.forward(ctx, x, a, sigmoid, 3);
+  CHECK_THROWS_WITH(layer.backward(ctx, a, sigmoid, wide, grad, false), Catch::Contains("grad_a"));
+  layer_tensor short_grad = ayf_test::uniform_tensor(2, 6, 9);
+  CHECK_THROWS_WITH(layer.backward(ctx, a, sigmoid, g, short_grad, true), Catch::Contains("grad_z"));
+}
+
+TEST_CASE("silu_saving_sigmoid in float: within a few ulps of silu, its tangent and backward", "[nn][layer][cpu]") {
+  using F = ayf::eigen_backend<float>;
+  F::context ctx(1);
+  const std::size_t n = 4, width = 2001;
+  const ayf::nn::silu_saving_sigmoid<F> layer(width);
+  // z from -50 to 50 in steps of 1/20 (e^-z beyond the float range at both ends too), dz = 1 + z / 100.
+  F::tensor x(2 * n, width);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < width; ++j) {
+      const auto r = static_cast<Eigen::Index>(i), c = static_cast<Eigen::Index>(j);
+      x(r, c) = static_cast<float>((static_cast<double>(i * width + j) - 4002.0) / 80.0);
+      x(r + static_cast<Eigen::Index>(n), c) = 1.0f + x(r, c) / 100.0f;
+    }
+  }
+  x(0, 0) = -100.0f;
+  x(0, 1) = 100.0f;
+  F::tensor a, sigmoid, grad;
+  layer.forward(ctx, x, a, sigmoid, n);
+  const F::tensor dz = x.bottomRows(static_cast<Eigen::Index>(n));
+  layer.backward(ctx, a, sigmoid, dz, grad, false);
+  double worst = 0;
+  for (Eigen::Index i = 0; i < static_cast<Eigen::Index>(n); ++i) {
+    for (Eigen::Index j = 0; j < static_cast<Eigen::Index>(width); ++j) {
+      const float z = x(i, j), v = x(i + static_cast<Eigen::Index>(n), j);
+      const long double sg = 1 / (1 + std::exp(-static_cast<long double>(z)));
+      const long double value = z * sg, tangent = sg * (1 + z * (1 - sg)) * v;
+      auto rel = [](long double got, long double want) {
+        return static_cast<double>(std::abs(got - want) / std::max<long double>(std::abs(want), 1.0L));
+      };
+      worst = std::max({worst, rel(a(i, j), value), rel(sigmoid(i, j), sg),
+                        rel(a(i + static_cast<Eigen::Index>(n), j), tangent), rel(grad(i, j), tangent)});
+    }
+  }
+  CHECK(worst < 2e-6);  // 8 float epsilons
+  CHECK(std::abs(a(0, 0)) < 1e-30f);
+  CHECK(a(0, 1) == 100.0f);
+}

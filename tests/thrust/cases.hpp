@@ -83,6 +83,7 @@ inline const std::vector<case_info>& cases() {
       {"activation_layer", agreement::tolerance}, {"sinusoidal_embedding", agreement::tolerance},
       {"conditioning_embedding", agreement::tolerance}, {"self_attention", agreement::tolerance},
       {"residual_block", agreement::tolerance}, {"unet_attention_ayf_emd_step", agreement::tolerance},
+      {"transform_pair", agreement::tolerance}, {"silu_saving_sigmoid", agreement::tolerance},
   };
   return all;
 }
@@ -103,6 +104,14 @@ struct fma3 {
 struct product {
   template <class T>
   AYF_HOST_DEVICE T operator()(T a, T b) const { return a * b; }
+};
+struct sum_and_difference {
+  template <class T>
+  AYF_HOST_DEVICE ayf::fn::value_pair<T> operator()(T a, T b) const { return {a + b, a * b - a}; }
+};
+struct square_and_cube {
+  template <class T>
+  AYF_HOST_DEVICE ayf::fn::value_pair<T> operator()(T a) const { return {a * a, a * a * a}; }
 };
 /// im2col of a [N, C*H*W] image batch (3x3 kernel, padding 1, stride 1) to [N*H*W, C*9] rows.
 struct im2col_map {
@@ -558,6 +567,37 @@ std::vector<double> run_case(std::string_view name) {
     ayf::nn::parameter_layout layout;
     const ayf::nn::linear<B> layer(layout, "fc", 5, 3);
     layer_case(ctx, rec, layer, random_parameters<B>(ctx, layout, 50), 4, 1);
+  } else if (name == "transform_pair") {
+    const auto a = input<B>(ctx, shape(37, 19), 1), b = input<B>(ctx, shape(37, 19), 2);
+    typename B::tensor first, second;
+    B::transform_pair(ctx, first, second, square_and_cube{}, a);
+    rec.add(first);
+    rec.add(second);
+    B::transform_pair(ctx, first, second, sum_and_difference{}, a, b);
+    rec.add(first);
+    rec.add(second);
+    B::transform_pair(ctx, second, first, sum_and_difference{}, first, second);  // each output on an input
+    rec.add(first);
+    rec.add(second);
+    auto flat = B::make(ctx, shape(1, 120));
+    B::transform_pair(ctx, B::slice(ctx, flat, 4, shape(5, 10)), B::slice(ctx, flat, 60, shape(5, 10)),
+                      sum_and_difference{}, B::slice(ctx, a, 19, shape(5, 10)), B::slice(ctx, b, 3, shape(5, 10)));
+    rec.add(flat);
+  } else if (name == "silu_saving_sigmoid") {
+    const ayf::nn::silu_saving_sigmoid<B> layer(7);
+    const std::size_t n = 5;
+    const auto z = input<B>(ctx, shape(2 * n, 7), 1, -4.0, 4.0), grad_a = input<B>(ctx, shape(n, 7), 2);
+    typename B::tensor a, sigmoid, grad_z;
+    layer.forward(ctx, z, a, sigmoid, n);
+    rec.add(a);
+    rec.add(sigmoid);
+    layer.backward(ctx, a, sigmoid, grad_a, grad_z, false);
+    rec.add(grad_z);
+    layer.backward(ctx, a, sigmoid, grad_a, grad_z, true);
+    rec.add(grad_z);
+    layer.forward(ctx, input<B>(ctx, shape(n, 7), 3), a, sigmoid, n);  // primal rows only
+    rec.add(a);
+    rec.add(sigmoid);
   } else if (name == "activation_layer") {
     layer_case(ctx, rec, ayf::nn::activation<B>(6), ayf::nn::parameter_set<B>(ctx, ayf::nn::parameter_layout{}), 4, 2);
   } else if (name == "sinusoidal_embedding") {
@@ -962,6 +1002,10 @@ std::vector<std::string> error_messages() {
   expect([&] { B::gemm_batched(ctx, transpose::no, transpose::no, 1, a, b, 0, out_t, 2); });
   expect([&] { B::gemm_batched(ctx, transpose::no, transpose::no, 1, a, a, 0, out_t, 3); });
   expect([&] { B::gemm_batched(ctx, transpose::no, transpose::yes, 1, a, a, 1, out_t, 3); });
+  expect([&] { B::transform_pair(ctx, out_t, col, sum_and_difference{}, a, b); });
+  expect([&] { B::transform_pair(ctx, out_t, out_t, square_and_cube{}, a); });
+  expect([&] { B::transform_pair(ctx, B::slice(ctx, b, 0, shape(3, 4)), B::slice(ctx, b, 4, shape(3, 4)),
+                                 square_and_cube{}, a); });
   return out;
 }
 

@@ -27,6 +27,10 @@ struct probe_product {
   template <class T>
   AYF_HOST_DEVICE T operator()(T x, T y) const { return x * y; }
 };
+struct probe_pair {
+  template <class T>
+  AYF_HOST_DEVICE fn::value_pair<T> operator()(T x) const { return {x, x * x}; }
+};
 struct probe_index_map {
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i) const { return i; }
   AYF_HOST_DEVICE std::int64_t operator()(std::int64_t i, std::int64_t r) const { return i + r; }
@@ -44,6 +48,7 @@ struct probe_index_map {
 ///   copy(ctx, in, out); fill(ctx, out, value); to_host(ctx, t) -> std::vector<scalar>;
 ///   from_host(ctx, values, shape) -> tensor; from_host(ctx, values, shape, out) (out resized)
 ///   transform(ctx, out, f, in...)                  out[i,j] = f(in_1[i,j], ...)
+///   transform_pair(ctx, out1, out2, f, in...)      {out1[i,j], out2[i,j]} = f(in_1[i,j], ...) (an fn::value_pair)
 ///   scale_sum_rows(ctx, y, c1, x1, ..., cN, xN)    y[i,:] = sum_k c_k[i] x_k[i,:]; c_k a scalar or a [B, 1] tensor
 ///   reduce_rows(ctx, out, f, in...)                out[i] = sum_j f(in_1[i,j], ...), out: [B, 1]
 ///   gather(ctx, out, shape, in, map[, block])     out[i] = in[map(i)] (0 where map(i) < 0), flat indices;
@@ -82,6 +87,7 @@ concept backend =
       { B::from_host(ctx, host, sh) } -> std::same_as<typename B::tensor>;
       B::from_host(ctx, host, sh, y);
       B::transform(ctx, y, detail::probe_square{}, x);
+      B::transform_pair(ctx, y, y, detail::probe_pair{}, x);
       B::scale_sum_rows(ctx, y, a, x, x, x);
       B::reduce_rows(ctx, y, detail::probe_square{}, x);
       B::gather(ctx, y, sh, x, detail::probe_index_map{});
@@ -114,6 +120,7 @@ concept backend =
       { B::to_host(ctx, cv) } -> std::same_as<std::vector<typename B::scalar>>;
       B::transform(ctx, v, detail::probe_square{}, cv);
       B::transform(ctx, v, detail::probe_product{}, v, cv);
+      B::transform_pair(ctx, v, v, detail::probe_pair{}, cv);
       B::scale_sum_rows(ctx, v, cv, cv, a, v);
       B::reduce_rows(ctx, v, detail::probe_square{}, cv);
       B::gather(ctx, v, sh, cv, detail::probe_index_map{}, std::int64_t{1});

@@ -9,6 +9,12 @@
 
 namespace ayf::fn {
 
+/// The two results of one element that a functor of B::transform_pair returns.
+template <class T>
+struct value_pair {
+  T first, second;
+};
+
 /// a - b.
 struct minus {
   template <class T>

@@ -145,6 +145,28 @@ struct host_backend {
     });
   }
 
+  /// {out1[i,j], out2[i,j]} = f(in_1[i,j], ..., in_n[i,j]) with f returning an fn::value_pair: two
+  /// results of one pass (a value and a derivative sharing an exponential). out1 and out2 are
+  /// resized to the inputs' shape and must not overlap; each may alias an input element for element.
+  template <class Out1, class Out2, class F, class... In>
+  static void transform_pair(context& ctx, Out1&& out1, Out2&& out2, const F& f, const In&... in) {
+    static_assert(sizeof...(In) >= 1, "transform_pair needs at least one input");
+    static_assert((is_operand<In> && ...), "transform_pair inputs must be tensors or views");
+    const shape sh = same_shape("transform_pair", in...);
+    require_no_resized_alias("transform_pair", out1, sh, in...);
+    require_no_resized_alias("transform_pair", out2, sh, in...);
+    resize(ctx, out1, sh);
+    resize(ctx, out2, sh);
+    scalar* o1 = data(out1);
+    scalar* o2 = data(out2);
+    detail::require_distinct_buffers("transform_pair", sh.size(), o1, o2);
+    std::size_t work = 1;
+    if constexpr (requires { F::work; }) work = F::work;
+    ctx.executor.for_blocks(sh.size(), work, [&](std::size_t b, std::size_t e) {
+      host_kernels::transform_pair(b, e, o1, o2, f, data(in)...);
+    });
+  }
+
   /// y[i, :] = sum_k c_k[i] x_k[i, :]; arguments alternate coefficient, tensor. A coefficient is a
   /// scalar or a per-sample [B, 1] tensor or view. y may alias any x_k.
   template <class Out, class... Args>

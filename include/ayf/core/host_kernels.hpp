@@ -34,6 +34,16 @@ void transform(std::size_t begin, std::size_t end, S* out, const F& f, const In*
   for (std::size_t k = begin; k < end; ++k) out[k] = static_cast<S>(f(in[k]...));
 }
 
+/// {out1[k], out2[k]} = f(in_1[k], ...) for k in [begin, end) (f returns fn::value_pair).
+template <class S, class F, class... In>
+void transform_pair(std::size_t begin, std::size_t end, S* out1, S* out2, const F& f, const In*... in) {
+  for (std::size_t k = begin; k < end; ++k) {
+    const auto r = f(in[k]...);
+    out1[k] = static_cast<S>(r.first);
+    out2[k] = static_cast<S>(r.second);
+  }
+}
+
 /// f(theta[k], m[k], v[k], g[k]) for k in [begin, end): a fused in-place optimizer update (fn::adam_update).
 template <class S, class F>
 void apply_adam(std::size_t begin, std::size_t end, const F& f, S* theta, S* m, S* v, const S* g) {

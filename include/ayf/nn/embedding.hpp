@@ -33,6 +33,16 @@ struct cos_times {
     return cos(p) * v;
   }
 };
+/// {sin(p), cos(p) v}: an embedding's value and tangent in one pass (one sincos on the host).
+struct sine_and_cos_times {
+  static constexpr std::size_t work = 48;
+  template <class T>
+  AYF_HOST_DEVICE fn::value_pair<T> operator()(T p, T v) const {
+    using std::cos;
+    using std::sin;
+    return {sin(p), cos(p) * v};
+  }
+};
 }  // namespace detail
 
 /// y = e(c u): u: [R, 1], y: [R, 2K]; no parameters. Tangent rows: dy = cos(omega c u + phase) omega c du.
@@ -69,9 +79,10 @@ public:
       auto tangent = detail::rows_of<B>(ctx, y, n, n);
       B::gemm(ctx, transpose::no, transpose::no, static_cast<scalar>(m_input_scale), detail::rows_of<B>(ctx, u, n, n),
               m_omega, scalar(0), tangent);
-      B::transform(ctx, tangent, detail::cos_times{}, phase, tangent);
+      B::transform_pair(ctx, phase, tangent, detail::sine_and_cos_times{}, phase, tangent);
+    } else {
+      B::transform(ctx, phase, detail::sine{}, phase);
     }
-    B::transform(ctx, phase, detail::sine{}, phase);
   }
 
   /// du = sum_j dy_j cos(phase_j) omega_j c (the input gradient; there are no parameters).

@@ -160,6 +160,28 @@ struct silu_tangent {
     return sg * (T(1) + z * (T(1) - sg)) * dz;
   }
 };
+/// {silu(z), sigmoid(z)} = {z s, s} with s = 1 / (1 + e^-z): one exponential for both.
+struct silu_and_sigmoid {
+  template <class T>
+  AYF_HOST_DEVICE fn::value_pair<T> operator()(T z) const {
+    const T s = T(1) / (T(1) + exp_of_negative(z));
+    return {z * s, s};
+  }
+};
+/// silu'(z) v from s = sigmoid(z) and a = silu(z) = z s: silu'(z) = s (1 + z (1 - s)) = s + a (1 - s).
+struct silu_tangent_of_sigmoid {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T s, T a, T v) const {
+    return (s + a * (T(1) - s)) * v;
+  }
+};
+/// g + silu'(z) v, as silu_tangent_of_sigmoid: the backward of z_{l+1} = z_l + h(silu(z_l)) in one pass.
+struct add_silu_tangent_of_sigmoid {
+  template <class T>
+  AYF_HOST_DEVICE T operator()(T g, T s, T a, T v) const {
+    return g + (s + a * (T(1) - s)) * v;
+  }
+};
 struct product {
   template <class T>
   AYF_HOST_DEVICE T operator()(T x, T y) const { return x * y; }

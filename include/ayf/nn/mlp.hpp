@@ -39,14 +39,15 @@ struct mlp_config {
 };
 
 /// Activations of one pass, owned by the caller and reused across steps (no allocation once warm).
-/// After forward_jvp the tensors are stacked [2B, .]: rows [0, B) primal, rows [B, 2B) tangent.
+/// After forward_jvp the tensors are stacked [2B, .]: rows [0, B) primal, rows [B, 2B) tangent;
+/// sigmoid holds the primal rows only.
 template <backend B>
 struct mlp_activations {
   std::size_t batch = 0;
   bool stacked = false;
   conditioning_state<B> conditioning;
-  typename B::tensor input{}, conditioned{}, output{};
-  std::vector<typename B::tensor> z, a;  // residual stream and silu(z), per level 0..blocks
+  typename B::tensor input{}, z{}, output{};      // z: the residual stream, z_L after the pass
+  std::vector<typename B::tensor> a, sigmoid;    // silu(z_l) and sigmoid(z_l), per level 0..blocks
 };
 
 template <backend B>
@@ -76,18 +77,17 @@ public:
   void backward(context& ctx, const activations& saved, const tensor& grad_output) {
     const std::size_t n = saved.batch, levels = m_config.blocks;
     require_shape("mlp_flow_model::backward", "grad_output", shape(n, m_config.dims), B::shape_of(grad_output));
-    require(saved.z.size() == levels + 1, "mlp_flow_model::backward", "saved",
-            "the activations of a forward pass of this model", saved.z.size());
+    require(saved.sigmoid.size() == levels + 1 && saved.a.size() == levels + 1, "mlp_flow_model::backward", "saved",
+            "the activations of a forward pass of this model", saved.sigmoid.size());
     const no_state none;
     constexpr gradient_mode both = gradient_mode::both;
     // F = linear(silu(z_L)).
     m_out.backward(ctx, m_params, saved.a[levels], none, grad_output, &m_grad_a, m_ws, both);
-    m_silu.backward(ctx, m_params, saved.z[levels], none, m_grad_a, &m_grad_z, m_ws, both);
-    // z_{l+1} = z_l + linear_l(silu(z_l)), last to first.
+    m_silu.backward(ctx, saved.a[levels], saved.sigmoid[levels], m_grad_a, m_grad_z, false);
+    // z_{l+1} = z_l + linear_l(silu(z_l)), last to first: dz_l = dz_{l+1} + silu'(z_l) (dz_{l+1} W_l^T).
     for (std::size_t l = levels; l-- > 0;) {
       m_blocks[l].backward(ctx, m_params, saved.a[l], none, m_grad_z, &m_grad_a, m_ws, both);
-      m_silu.backward(ctx, m_params, saved.z[l], none, m_grad_a, &m_grad_a, m_ws, both);
-      B::scale_sum_rows(ctx, m_grad_z, 1.0, m_grad_z, 1.0, m_grad_a);
+      m_silu.backward(ctx, saved.a[l], saved.sigmoid[l], m_grad_a, m_grad_z, true);
     }
     // z_0 = x W_x + conditioning.
     m_input.backward(ctx, m_params, saved.input, none, m_grad_z, nullptr, m_ws, gradient_mode::parameters);
@@ -112,7 +112,7 @@ private:
     m_conditioning = conditioning_embedding<B>(layout, "in", conditioning_of(c, c.width));
     for (std::size_t l = 0; l < c.blocks; ++l) m_blocks.emplace_back(layout, "block" + std::to_string(l), c.width, c.width);
     m_out = linear<B>(layout, "out", c.width, c.dims);
-    m_silu = activation<B>(c.width);
+    m_silu = silu_saving_sigmoid<B>(c.width);
     return layout;
   }
 
@@ -135,18 +135,17 @@ private:
     no_state none;
 
     // z_0 = x W_x + conditioning(t, s, lambda, y).
-    m_conditioning.forward(ctx, m_params, t, s, cond, dt, ds, act.conditioned, act.conditioning, m_ws);
-    act.z.resize(m_config.blocks + 1);
+    m_conditioning.forward(ctx, m_params, t, s, cond, dt, ds, act.z, act.conditioning, m_ws);
+    m_input.forward(ctx, m_params, act.input, act.z, none, m_ws, n, true);
     act.a.resize(m_config.blocks + 1);
-    B::copy(ctx, act.conditioned, act.z[0]);
-    m_input.forward(ctx, m_params, act.input, act.z[0], none, m_ws, n, true);
+    act.sigmoid.resize(m_config.blocks + 1);
 
-    // Residual blocks and the output layer.
+    // Residual blocks, z_{l+1} = z_l + silu(z_l) W_l + b_l in place (the backward reads silu(z_l)
+    // and sigmoid(z_l), not z_l), and the output layer.
     for (std::size_t l = 0; l <= m_config.blocks; ++l) {
-      m_silu.forward(ctx, m_params, act.z[l], act.a[l], none, m_ws, n);
+      m_silu.forward(ctx, act.z, act.a[l], act.sigmoid[l], n);
       if (l == m_config.blocks) break;
-      B::copy(ctx, act.z[l], act.z[l + 1]);
-      m_blocks[l].forward(ctx, m_params, act.a[l], act.z[l + 1], none, m_ws, n, true);
+      m_blocks[l].forward(ctx, m_params, act.a[l], act.z, none, m_ws, n, true);
     }
     m_out.forward(ctx, m_params, act.a[m_config.blocks], act.output, none, m_ws, n);
   }
@@ -158,7 +157,7 @@ private:
   conditioning_embedding<B> m_conditioning{};
   std::vector<linear<B>> m_blocks;
   linear<B> m_out{};
-  activation<B> m_silu{};
+  silu_saving_sigmoid<B> m_silu{};
   parameter_set<B> m_params;
   workspace<B> m_ws{};
   tensor m_grad_a{}, m_grad_z{};

@@ -129,6 +129,22 @@ struct transform {
   }
 };
 
+/// {out1[k], out2[k]} = f(in_1[k], ...), f returning fn::value_pair (as host_kernels::transform_pair).
+template <class S, class F, std::size_t N>
+struct transform_pair {
+  S* out1;
+  S* out2;
+  F f;
+  const S* in[N];
+  AYF_HOST_DEVICE void operator()(std::size_t k) const { apply(k, std::make_index_sequence<N>{}); }
+  template <std::size_t... I>
+  AYF_HOST_DEVICE void apply(std::size_t k, std::index_sequence<I...> /*unused*/) const {
+    const auto r = f(in[I][k]...);
+    out1[k] = static_cast<S>(r.first);
+    out2[k] = static_cast<S>(r.second);
+  }
+};
+
 /// f(theta[k], m[k], v[k], g[k]): the fused optimizer update (as host_kernels::apply_adam).
 template <class S, class F>
 struct apply_adam {
@@ -563,6 +579,22 @@ struct thrust_backend {
     require_no_resized_alias("transform", out, sh, in...);
     resize(ctx, out, sh);
     launch(ctx, sh.size(), thrust_kernels::transform<S, F, sizeof...(In)>{data(out), f, {data(in)...}});
+  }
+
+  /// {out1[i,j], out2[i,j]} = f(in_1[i,j], ...), f returning fn::value_pair; out1 and out2 resized to
+  /// the inputs' shape, not overlapping; each may alias an input element for element.
+  template <class Out1, class Out2, class F, class... In>
+  static void transform_pair(context& ctx, Out1&& out1, Out2&& out2, const F& f, const In&... in) {
+    static_assert(sizeof...(In) >= 1, "transform_pair needs at least one input");
+    static_assert((is_operand<In> && ...), "transform_pair inputs must be tensors or views");
+    const shape sh = same_shape("transform_pair", in...);
+    require_no_resized_alias("transform_pair", out1, sh, in...);
+    require_no_resized_alias("transform_pair", out2, sh, in...);
+    resize(ctx, out1, sh);
+    resize(ctx, out2, sh);
+    detail::require_distinct_buffers("transform_pair", sh.size(), data(out1), data(out2));
+    launch(ctx, sh.size(),
+           thrust_kernels::transform_pair<S, F, sizeof...(In)>{data(out1), data(out2), f, {data(in)...}});
   }
 
   /// The fused Adam update (fn::adam_update) of every element, in place: values, first and second
