@@ -8,10 +8,13 @@
 // the EMA weights in the safetensors byte layout.
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -22,6 +25,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ayf/backends/eigen/backend.hpp"
@@ -512,6 +516,14 @@ TEST_CASE("trainer: a stop request ends the run after its step with that step's 
 
 TEST_CASE("stop_on_signals: SIGINT and SIGTERM set the stop flag once each, then their default action is back",
           "[train][cpu]") {
+  // The signals go to the process (kill), as a terminal's or a scheduler's do: the calling thread blocks
+  // them after stop_on_signals(), and a thread of its own, or a thread started before, takes them.
+  auto signal_and_wait = [](int signal_number) {
+    REQUIRE(kill(getpid(), signal_number) == 0);
+    for (int k = 0; k < 5000 && ayf::train::stop_signal() != signal_number; ++k) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
   struct sigaction saved_int {}, saved_term {}, now {};
   REQUIRE(sigaction(SIGINT, nullptr, &saved_int) == 0);
   REQUIRE(sigaction(SIGTERM, nullptr, &saved_term) == 0);
@@ -520,7 +532,7 @@ TEST_CASE("stop_on_signals: SIGINT and SIGTERM set the stop flag once each, then
   CHECK(flag == ayf::train::stop_request_flag());
   CHECK_FALSE(flag->load());
   CHECK(ayf::train::stop_signal() == 0);
-  REQUIRE(std::raise(SIGTERM) == 0);  // handled: the process goes on
+  signal_and_wait(SIGTERM);  // handled: the process goes on
   CHECK(flag->load());
   CHECK(ayf::train::stop_requested());
   CHECK(ayf::train::stop_signal() == SIGTERM);
@@ -528,7 +540,7 @@ TEST_CASE("stop_on_signals: SIGINT and SIGTERM set the stop flag once each, then
   CHECK(now.sa_handler == SIG_DFL);  // a second SIGTERM would end the process
   REQUIRE(sigaction(SIGINT, nullptr, &now) == 0);
   CHECK(now.sa_handler != SIG_DFL);
-  REQUIRE(std::raise(SIGINT) == 0);
+  signal_and_wait(SIGINT);
   CHECK(ayf::train::stop_signal() == SIGINT);
   REQUIRE(sigaction(SIGINT, nullptr, &now) == 0);
   CHECK(now.sa_handler == SIG_DFL);
@@ -541,6 +553,15 @@ TEST_CASE("stop_on_signals: SIGINT and SIGTERM set the stop flag once each, then
   ayf::train::clear_stop_request();
   sigaction(SIGINT, &saved_int, nullptr);
   sigaction(SIGTERM, &saved_term, nullptr);
+  sigset_t set;  // this thread blocked them: it takes them again
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigset_t blocked;
+  REQUIRE(pthread_sigmask(SIG_SETMASK, nullptr, &blocked) == 0);
+  CHECK(sigismember(&blocked, SIGINT) == 1);
+  CHECK(sigismember(&blocked, SIGTERM) == 1);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 TEST_CASE("trainer: the hook runs once per step after backward and before the optimizer step", "[train][cpu]") {
