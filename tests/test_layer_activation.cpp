@@ -12,6 +12,32 @@
 using ayf_test::layer_backend;
 using ayf_test::layer_tensor;
 
+namespace {
+
+/// Stacked float rows [z; dz] (n rows each): z from -50 to 50 in steps of 1/80 over the rows (e^-z
+/// beyond the float range at both ends too), dz = 1 + z / 100; z = -100 and 100 at (0, 0) and (0, 1),
+/// where e^100 overflows a float (exp_polynomial clamps it): silu and silu' near 0 and z.
+ayf::eigen_backend<float>::tensor silu_float_input(std::size_t n, std::size_t width) {
+  ayf::eigen_backend<float>::tensor x(static_cast<Eigen::Index>(2 * n), static_cast<Eigen::Index>(width));
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < width; ++j) {
+      const auto r = static_cast<Eigen::Index>(i), c = static_cast<Eigen::Index>(j);
+      x(r, c) = static_cast<float>((static_cast<double>(i * width + j) - 4002.0) / 80.0);
+      x(r + static_cast<Eigen::Index>(n), c) = 1.0f + x(r, c) / 100.0f;
+    }
+  }
+  x(0, 0) = -100.0f;
+  x(0, 1) = 100.0f;
+  return x;
+}
+
+/// |got - want| / max(|want|, 1).
+double relative_to_unit(long double got, long double want) {
+  return static_cast<double>(std::abs(got - want) / std::max<long double>(std::abs(want), 1.0L));
+}
+
+}  // namespace
+
 TEST_CASE("activation: silu(z) = z / (1 + exp(-z)) and its tangent", "[nn][layer]") {
   layer_backend::context ctx(1);
   ayf::nn::parameter_layout layout;
@@ -43,17 +69,7 @@ TEST_CASE("activation in float: silu and its tangent within a few ulps, and the 
   ayf::nn::parameter_set<F> params(ctx, layout);
   ayf::nn::workspace<F> ws;
   ayf::nn::no_state st;
-  // z from -50 to 50 in steps of 1/20 (e^-z beyond the float range at both ends too), dz = 1 + z / 100.
-  F::tensor x(2 * n, width);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t j = 0; j < width; ++j) {
-      const auto r = static_cast<Eigen::Index>(i), c = static_cast<Eigen::Index>(j);
-      x(r, c) = static_cast<float>((static_cast<double>(i * width + j) - 4002.0) / 80.0);
-      x(r + static_cast<Eigen::Index>(n), c) = 1.0f + x(r, c) / 100.0f;
-    }
-  }
-  x(0, 0) = -100.0f;  // e^100 overflows a float (exp_polynomial clamps it): silu and silu' near 0
-  x(0, 1) = 100.0f;
+  const F::tensor x = silu_float_input(n, width);
   F::tensor y;
   layer.forward(ctx, params, x, y, st, ws, n);
   F::tensor dy = x.bottomRows(static_cast<Eigen::Index>(n)), grad;
@@ -65,11 +81,9 @@ TEST_CASE("activation in float: silu and its tangent within a few ulps, and the 
       const float z = x(i, j), dz = x(i + static_cast<Eigen::Index>(n), j);
       const long double sg = 1 / (1 + std::exp(-static_cast<long double>(z)));
       const long double value = z * sg, tangent = sg * (1 + z * (1 - sg)) * dz;
-      auto rel = [](long double got, long double want) {
-        return static_cast<double>(std::abs(got - want) / std::max<long double>(std::abs(want), 1.0L));
-      };
-      worst = std::max({worst, rel(y(i, j), value), rel(y(i + static_cast<Eigen::Index>(n), j), tangent),
-                        rel(grad(i, j), tangent)});
+      worst = std::max({worst, relative_to_unit(y(i, j), value),
+                        relative_to_unit(y(i + static_cast<Eigen::Index>(n), j), tangent),
+                        relative_to_unit(grad(i, j), tangent)});
       float slope = 0;
       const float fused = ayf::host_kernels::silu_with_slope(z, slope);
       not_fused += fused != y(i, j) || slope * dz != y(i + static_cast<Eigen::Index>(n), j);
@@ -133,17 +147,7 @@ TEST_CASE("silu_saving_sigmoid in float: within a few ulps of silu, its tangent 
   F::context ctx(1);
   const std::size_t n = 4, width = 2001;
   const ayf::nn::silu_saving_sigmoid<F> layer(width);
-  // z from -50 to 50 in steps of 1/20 (e^-z beyond the float range at both ends too), dz = 1 + z / 100.
-  F::tensor x(2 * n, width);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t j = 0; j < width; ++j) {
-      const auto r = static_cast<Eigen::Index>(i), c = static_cast<Eigen::Index>(j);
-      x(r, c) = static_cast<float>((static_cast<double>(i * width + j) - 4002.0) / 80.0);
-      x(r + static_cast<Eigen::Index>(n), c) = 1.0f + x(r, c) / 100.0f;
-    }
-  }
-  x(0, 0) = -100.0f;
-  x(0, 1) = 100.0f;
+  const F::tensor x = silu_float_input(n, width);
   F::tensor a, sigmoid, grad;
   layer.forward(ctx, x, a, sigmoid, n);
   const F::tensor dz = x.bottomRows(static_cast<Eigen::Index>(n));
@@ -154,11 +158,9 @@ TEST_CASE("silu_saving_sigmoid in float: within a few ulps of silu, its tangent 
       const float z = x(i, j), v = x(i + static_cast<Eigen::Index>(n), j);
       const long double sg = 1 / (1 + std::exp(-static_cast<long double>(z)));
       const long double value = z * sg, tangent = sg * (1 + z * (1 - sg)) * v;
-      auto rel = [](long double got, long double want) {
-        return static_cast<double>(std::abs(got - want) / std::max<long double>(std::abs(want), 1.0L));
-      };
-      worst = std::max({worst, rel(a(i, j), value), rel(sigmoid(i, j), sg),
-                        rel(a(i + static_cast<Eigen::Index>(n), j), tangent), rel(grad(i, j), tangent)});
+      worst = std::max({worst, relative_to_unit(a(i, j), value), relative_to_unit(sigmoid(i, j), sg),
+                        relative_to_unit(a(i + static_cast<Eigen::Index>(n), j), tangent),
+                        relative_to_unit(grad(i, j), tangent)});
     }
   }
   CHECK(worst < 2e-6);  // 8 float epsilons
