@@ -179,7 +179,7 @@ struct silu_tangent_of_sigmoid {
 struct add_silu_tangent_of_sigmoid {
   template <class T>
   AYF_HOST_DEVICE T operator()(T g, T s, T a, T v) const {
-    return g + (s + a * (T(1) - s)) * v;
+    return g + silu_tangent_of_sigmoid{}(s, a, v);
   }
 };
 struct product {
