@@ -15,8 +15,9 @@ if [[ "${1:-}" == "--sanitize" ]]; then
   build_dir=build-sanitize
   # The header self-containment check, the install/find_package test and ayf::compiled (explicit
   # instantiations of templates the test suite runs header-only here) compile or run nothing new under
-  # the sanitizers; the plain build covers them.
-  cmake_args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DAYF_SANITIZE=ON -DAYF_REQUIRE_THRUST=ON -DAYF_WERROR=ON
+  # the sanitizers; the plain build covers them. -g1: line tables and function names, all the
+  # sanitizers' stack traces use, without variable locations (a quarter less compile time than -g).
+  cmake_args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DAYF_SANITIZE=ON -DAYF_REQUIRE_THRUST=ON -DAYF_WERROR=ON
               -DAYF_HEADER_CHECK=OFF -DAYF_INSTALL=OFF -DAYF_COMPILED=OFF)
   export ASAN_OPTIONS="${ASAN_OPTIONS:-strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
