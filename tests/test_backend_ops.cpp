@@ -1483,6 +1483,42 @@ TEST_CASE("exp_polynomial is within 2 ulp of e^x, clamps outside [-87.3, 88.3] a
   CHECK(std::isnan(exp_polynomial(std::numeric_limits<float>::quiet_NaN())));
 }
 
+TEST_CASE("select_bits picks one operand's bits, signed zeros and NaN included", "[backend][cpu]") {
+  using ayf::host_kernels::select_bits;
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::array<float, 6> values = {-0.0f, 0.0f, nan, -inf, 1.5f, -87.3f};
+  for (float a : values)
+    for (float b : values) {
+      CHECK(std::bit_cast<std::uint32_t>(select_bits(true, a, b)) == std::bit_cast<std::uint32_t>(a));
+      CHECK(std::bit_cast<std::uint32_t>(select_bits(false, a, b)) == std::bit_cast<std::uint32_t>(b));
+    }
+}
+
+TEST_CASE("exp_polynomial over an array (the loop the compiler vectorizes) gives the scalar calls' bits",
+          "[backend][cpu]") {
+  using ayf::host_kernels::exp_polynomial;
+  const float inf = std::numeric_limits<float>::infinity();
+  // Every 4099th bit pattern (NaNs, infinities and subnormals among them) and the ends of the clamp.
+  std::vector<float> x = {0.0f, -0.0f, inf, -inf, std::numeric_limits<float>::quiet_NaN(), -87.3f, 88.3f,
+                          std::nextafter(-87.3f, -inf), std::nextafter(88.3f, inf)};
+  for (std::uint64_t bits = 0; bits < (std::uint64_t{1} << 32); bits += 4099)
+    x.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(bits)));
+  std::vector<float> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = exp_polynomial(x[i]);
+  // One call at a time through a pointer the compiler cannot see through: the out-of-line, scalar code.
+  float (*volatile scalar)(float) = exp_polynomial;
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float one = scalar(x[i]);
+    if (std::bit_cast<std::uint32_t>(one) != std::bit_cast<std::uint32_t>(y[i])) ++differ;
+  }
+  CHECK(differ == 0);
+  // The clamp's ends: just outside them the result is the end's.
+  CHECK(exp_polynomial(std::nextafter(-87.3f, -inf)) == exp_polynomial(-87.3f));
+  CHECK(exp_polynomial(std::nextafter(88.3f, inf)) == exp_polynomial(88.3f));
+  CHECK(exp_polynomial(-inf) == exp_polynomial(-87.3f));
+}
+
 TEST_CASE("silu_with_slope gives silu(z) and silu'(z) in float and double", "[backend][cpu]") {
   // Against the closed forms in long double; float takes exp_polynomial, double std::exp.
   double worst_float = 0, worst_double = 0;

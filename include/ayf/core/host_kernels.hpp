@@ -249,6 +249,16 @@ void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size
   });
 }
 
+/// `condition ? if_true : if_false` on the bits, without a branch. GCC (12, default -ftrapping-math)
+/// does not if-convert two such selects on float comparisons in one loop body for SSE2 or AVX2 ("control
+/// flow in loop"), so a loop over exp_polynomial vectorized only for AVX-512; through the bits it does
+/// for all three, and the values are the same.
+inline float select_bits(bool condition, float if_true, float if_false) {
+  const std::uint32_t mask = 0u - static_cast<std::uint32_t>(condition);
+  return std::bit_cast<float>((mask & std::bit_cast<std::uint32_t>(if_true)) |
+                              (~mask & std::bit_cast<std::uint32_t>(if_false)));
+}
+
 /// e^x in float without a library call, so that loops over it vectorize: x = k ln 2 + r with k =
 /// round(x / ln 2) and |r| <= ln(2) / 2 (ln 2 split in two parts, Cody and Waite), e^r by Cephes'
 /// degree-7 polynomial, 2^k written into the exponent bits. x is clamped to [-87.3, 88.3] first, so
@@ -257,8 +267,8 @@ void group_norm_channel_sums(const group_norm_dims& d, std::size_t g0, std::size
 /// ulp of e^x inside the clamp (tests/test_backend_ops.cpp).
 inline float exp_polynomial(float x) {
   constexpr float lowest = -87.3f, highest = 88.3f;
-  x = x < lowest ? lowest : x;  // written as comparisons so that NaN passes through
-  x = x > highest ? highest : x;
+  x = select_bits(x < lowest, lowest, x);  // comparisons, so that NaN passes through
+  x = select_bits(x > highest, highest, x);
   constexpr float log2e = 1.44269504088896341f, round_magic = 12582912.0f;  // 1.5 * 2^23
   const float shifted = x * log2e + round_magic;  // round(x / ln 2) in the low mantissa bits
   const float k = shifted - round_magic;
