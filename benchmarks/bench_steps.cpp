@@ -30,7 +30,8 @@
 namespace {
 
 #if !AYF_BENCH_CUDA
-/// The Eigen backend's product in the run's context (JSON "context"): provider and OpenBLAS's kernels.
+/// The Eigen backend's product in the run's context (JSON "context"): provider, OpenBLAS's kernels, and
+/// the convolution tiles' provider where it differs.
 const bool gemm_context = [] {
   using storage = ayf::eigen_storage<float>;
   std::string what = ayf::to_string(storage::default_gemm());
@@ -40,6 +41,8 @@ const bool gemm_context = [] {
     what += std::string(" (OpenBLAS core ") + (core != nullptr ? core : "?") + ")";
   }
 #endif
+  if (storage::default_tile_gemm() != storage::default_gemm())
+    what += std::string("; convolution tiles ") + ayf::to_string(storage::default_tile_gemm());
   benchmark::AddCustomContext("ayf_gemm", what);
   return true;
 }();

@@ -162,7 +162,18 @@ TEST_CASE("eigen_storage gemm: oneDNN equals the reference loops in float; doubl
   float x = 1, y = 0;
   double xd = 1, yd = 0;
   if constexpr (ayf::eigen_storage<float>::has_onednn) {
-    CHECK(ayf::eigen_storage<float>::choose_gemm(nullptr) == ayf::gemm_provider::onednn);
+    using single = ayf::eigen_storage<float>;
+    // oneDNN for float where it runs AVX-512 kernels; where not, OpenBLAS when built (its AVX2 SGEMM
+    // ran the MLP's products at half OpenBLAS's rate), while the convolution tiles keep oneDNN.
+    CHECK(single::choose_gemm(nullptr, true) == ayf::gemm_provider::onednn);
+    CHECK(single::choose_gemm(nullptr, false) ==
+          (single::has_openblas ? ayf::gemm_provider::openblas : ayf::gemm_provider::onednn));
+    CHECK(single::choose_gemm(nullptr) == single::choose_gemm(nullptr, single::onednn_has_avx512_kernels()));
+    CHECK(single::choose_gemm("eigen", false) == ayf::gemm_provider::eigen);  // AYF_GEMM still decides
+    CHECK(single::choose_tile_gemm(nullptr, ayf::gemm_provider::openblas) == ayf::gemm_provider::onednn);
+    CHECK(single::choose_tile_gemm("eigen", ayf::gemm_provider::eigen) == ayf::gemm_provider::eigen);
+    CHECK(ayf::eigen_storage<double>::choose_tile_gemm(nullptr, ayf::gemm_provider::openblas) ==
+          ayf::gemm_provider::openblas);
     check_provider<float>(ayf::gemm_provider::onednn);
     // oneDNN has no double gemm: asking for it says so.
     CHECK_FALSE(ayf::eigen_storage<double>::has_onednn);

@@ -190,16 +190,47 @@ struct eigen_storage {
   /// openblas or onednn) names one; a provider this precision lacks (onednn for double) leaves the
   /// choice below, an unknown or unbuilt one is an error. Without it, by what measured faster
   /// (docs/performance.md): oneDNN when built with it (float; its JIT kernels follow the CPU's vector
-  /// extensions whatever OPENBLAS_CORETYPE says); else OpenBLAS when built with it, except when this
+  /// extensions whatever OPENBLAS_CORETYPE says) and it runs AVX-512 kernels; where it does not (an
+  /// AVX2 machine, or ONEDNN_MAX_CPU_ISA), OpenBLAS when built with it (oneDNN's AVX2 SGEMM ran the
+  /// MLP's products at half OpenBLAS's rate). Else OpenBLAS when built with it, except when this
   /// code is compiled for AVX-512 and OpenBLAS runs kernels without it (its core name is not an
   /// AVX-512 one, e.g. OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU): then Eigen's AVX-512 product.
   static gemm_provider default_gemm() {
-    static const gemm_provider chosen = choose_gemm(std::getenv("AYF_GEMM"));
+    static const gemm_provider chosen = choose_gemm(std::getenv("AYF_GEMM"), onednn_has_avx512_kernels());
     return chosen;
   }
 
-  /// default_gemm()'s choice for a given value of AYF_GEMM (null or empty: unset).
-  static gemm_provider choose_gemm(const char* requested) {
+  /// The provider of gemm_serial (the tiled convolution's products): AYF_GEMM's when set, else
+  /// oneDNN when built with it (float), whatever its kernels (with AVX2 kernels it ran the U-Net's
+  /// tiles 5-10% ahead of OpenBLAS's), else default_gemm()'s.
+  static gemm_provider default_tile_gemm() {
+    static const gemm_provider chosen = choose_tile_gemm(std::getenv("AYF_GEMM"), default_gemm());
+    return chosen;
+  }
+
+  /// default_tile_gemm()'s choice for a given value of AYF_GEMM (null or empty: unset) and gemm's
+  /// provider.
+  static gemm_provider choose_tile_gemm(const char* requested, gemm_provider products) {
+    if (requested != nullptr && *requested != '\0') return products;
+    if constexpr (has_onednn) return gemm_provider::onednn;
+    return products;
+  }
+
+  /// Whether oneDNN runs AVX-512 kernels here (its effective ISA, after ONEDNN_MAX_CPU_ISA, is an
+  /// avx512_core one); false without oneDNN.
+  static bool onednn_has_avx512_kernels() {
+#if AYF_EIGEN_ONEDNN
+    const auto isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
+    const auto core = static_cast<unsigned>(dnnl_cpu_isa_avx512_core);
+    return (isa & core) == core;
+#else
+    return false;
+#endif
+  }
+
+  /// default_gemm()'s choice for a given value of AYF_GEMM (null or empty: unset) and whether oneDNN
+  /// runs AVX-512 kernels (by default: here).
+  static gemm_provider choose_gemm(const char* requested, bool onednn_avx512 = onednn_has_avx512_kernels()) {
     if (requested != nullptr && *requested != '\0') {
       const std::string name(requested);
       const gemm_provider all[] = {gemm_provider::eigen, gemm_provider::openblas, gemm_provider::onednn};
@@ -215,7 +246,10 @@ struct eigen_storage {
         throw_argument_error("eigen_storage::default_gemm", "AYF_GEMM",
                              detail::concat("a provider this build has (", name, ": ", why, ")"), name);
     }
-    if constexpr (has_onednn) return gemm_provider::onednn;
+    if constexpr (has_onednn) {
+      if (onednn_avx512 || !has_openblas) return gemm_provider::onednn;
+      return gemm_provider::openblas;
+    }
 #if AYF_EIGEN_OPENBLAS
 #if defined(__AVX512F__)
     if (!openblas_has_avx512_kernels()) return gemm_provider::eigen;
@@ -305,11 +339,11 @@ struct eigen_storage {
     return grid;
   }
 
-  /// gemm with default_gemm()'s provider on the calling thread, never split: the product of one
+  /// gemm with default_tile_gemm()'s provider on the calling thread, never split: the product of one
   /// task inside a parallel loop (a tile of the tiled convolution).
   static void gemm_serial(std::size_t m, std::size_t n, std::size_t k, bool ta, bool tb, S alpha, const S* a,
                           std::size_t lda, const S* b, std::size_t ldb, S beta, S* c) {
-    gemm_block(default_gemm(), 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
+    gemm_block(default_tile_gemm(), 0, m, 0, n, n, k, ta, tb, alpha, a, lda, b, ldb, beta, c);
   }
 
 private:
