@@ -27,31 +27,26 @@ std::vector<float> normal_values(std::size_t n, float scale) {
 
 constexpr std::size_t array_size = 1024 * 256;  // one MLP activation: width 1024, batch 256
 
-void exp_polynomial_array(benchmark::State& state) {
-  const std::vector<float> x = normal_values(array_size, 10.0f);
-  std::vector<float> y(array_size);
-  for (auto _ : state) {
-    for (std::size_t i = 0; i < array_size; ++i) y[i] = ayf::host_kernels::exp_polynomial(x[i]);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["values"] = benchmark::Counter(static_cast<double>(array_size * state.iterations()),
+/// Counter "values": `per_iteration` values per iteration, as a rate.
+void count_values(benchmark::State& state, std::size_t per_iteration) {
+  state.counters["values"] = benchmark::Counter(static_cast<double>(per_iteration * state.iterations()),
                                                 benchmark::Counter::kIsRate);
 }
-BENCHMARK(exp_polynomial_array);
 
-void std_exp_array(benchmark::State& state) {
+/// y[i] = f(x[i]) over one activation of normal values times 10.
+template <class F>
+void exp_array(benchmark::State& state, F f) {
   const std::vector<float> x = normal_values(array_size, 10.0f);
   std::vector<float> y(array_size);
   for (auto _ : state) {
-    for (std::size_t i = 0; i < array_size; ++i) y[i] = std::exp(x[i]);
+    for (std::size_t i = 0; i < array_size; ++i) y[i] = f(x[i]);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.counters["values"] = benchmark::Counter(static_cast<double>(array_size * state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  count_values(state, array_size);
 }
-BENCHMARK(std_exp_array);
+BENCHMARK_CAPTURE(exp_array, exp_polynomial, [](float v) { return ayf::host_kernels::exp_polynomial(v); });
+BENCHMARK_CAPTURE(exp_array, std_exp, [](float v) { return std::exp(v); });
 
 /// silu(z) and silu'(z) dz through the activation layer's functors, as the MLP's forward and JVP.
 void silu_and_tangent_array(benchmark::State& state) {
@@ -66,8 +61,7 @@ void silu_and_tangent_array(benchmark::State& state) {
     benchmark::DoNotOptimize(dy.data());
     benchmark::ClobberMemory();
   }
-  state.counters["values"] = benchmark::Counter(static_cast<double>(array_size * state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  count_values(state, array_size);
 }
 BENCHMARK(silu_and_tangent_array);
 
@@ -89,8 +83,7 @@ void group_norm_forward_stacked(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.counters["values"] = benchmark::Counter(static_cast<double>(n * row * state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  count_values(state, n * row);
 }
 BENCHMARK(group_norm_forward_stacked)
     ->Args({28, 32, 8, 0})
